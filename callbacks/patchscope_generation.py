@@ -1,0 +1,79 @@
+"""PatchscopeGeneration: decode X into words by injecting it into a target prompt."""
+
+from __future__ import annotations
+
+import lightning as L
+
+from callbacks.result_callback import ResultCallback
+from circuitforge.patchscope.generation import patchscope_decode
+from circuitforge.patchscope.prompt import PlaceholderPrompt, locate_placeholder
+
+
+class PatchscopeGeneration(ResultCallback):
+    result_name = "patchscope_generation"
+
+    def __init__(
+        self,
+        target_prompt: str = "A detailed description of x is that",
+        placeholder: str = "x",
+        alpha: float = 1.5,
+        new_tokens: int = 20,
+        every_n_epochs: int = 1,
+    ) -> None:
+        """Args:
+        target_prompt: the prompt X is injected into, at its placeholder, at prefill.
+        alpha: contrast strength: greedy on (1+alpha)*logits_X - alpha*logits_baseline.
+        new_tokens: tokens to generate.
+        every_n_epochs: decode every n epochs (and always after the last one).
+        """
+        super().__init__()
+        self.target_prompt, self.placeholder = target_prompt, placeholder
+        self.alpha, self.new_tokens, self.every_n_epochs = alpha, new_tokens, every_n_epochs
+        self.prompt: PlaceholderPrompt | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module, stage: str) -> None:
+        self.prompt = locate_placeholder(pl_module.frozen_model, self.target_prompt, self.placeholder)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
+        epoch = trainer.current_epoch + 1
+        last = trainer.max_epochs is not None and epoch >= trainer.max_epochs
+        if epoch % self.every_n_epochs and not last:
+            return
+        assert self.prompt is not None
+        decoded = patchscope_decode(
+            pl_module.frozen_model,
+            self.prompt,
+            pl_module.source_layer,
+            pl_module.X.detach(),
+            pl_module.baseline,
+            pl_module.target_layer,
+            pl_module.vector_neurons,
+            self.alpha,
+            self.new_tokens,
+        )
+        single = len(decoded.plain_text) == 1
+
+        def one(values: list):
+            return values[0] if single else values
+
+        self.write(
+            trainer,
+            {
+                "target_prompt": self.target_prompt,
+                "alpha": self.alpha,
+                "vectors": pl_module.vector_names(),
+                "contrastive_text": one(decoded.contrastive_text),
+                "plain_text": one(decoded.plain_text),
+                "prefill_activation": one(decoded.prefill_activation),
+            },
+        )
+        writer = self.tensorboard(trainer)
+        if writer is not None:
+            for i, name in enumerate(pl_module.vector_names()):
+                text = (
+                    f"**prompt** {self.target_prompt}\n\n"
+                    f"**contrastive** (a={self.alpha}) {decoded.contrastive_text[i]}\n\n"
+                    f"**plain** {decoded.plain_text[i]}\n\n"
+                    f"**target neuron at prefill** {decoded.prefill_activation[i]:.4f}"
+                )
+                writer.add_text(f"patchscope/{name}", text, trainer.global_step)

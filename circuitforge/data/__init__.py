@@ -1,0 +1,1 @@
+"""Text corpora and the statistics computed over them (the residual baseline)."""

@@ -1,0 +1,55 @@
+"""Documents from a hub dataset (`NeelNanda/pile-10k`) or a local file (.txt, .jsonl)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def load_texts(source: str, n: int | None = None, text_field: str = "text") -> list[str]:
+    """The first `n` documents of `source`.
+
+    A local `.txt` file holds one document per non-empty line; a `.jsonl` file one JSON object
+    per line with the text under `text_field`. Anything else is a Hugging Face dataset name.
+    """
+    path = Path(source)
+    if path.suffix in (".txt", ".jsonl", ".json") or path.exists():
+        texts = _read_local(path, text_field)
+    else:
+        texts = _read_hub(source, n, text_field)
+    texts = texts[:n] if n is not None else texts
+    if not texts:
+        raise ValueError(f"{source} holds no documents")
+    if n is not None and len(texts) < n:
+        raise ValueError(f"{source} holds {len(texts)} documents, fewer than the {n} asked for")
+    return texts
+
+
+def _read_local(path: Path, text_field: str) -> list[str]:
+    if not path.is_file():
+        raise FileNotFoundError(f"text file {path} does not exist")
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    if path.suffix != ".jsonl":
+        return lines
+    texts = []
+    for number, line in enumerate(lines, 1):
+        record = json.loads(line)
+        if text_field not in record:
+            raise ValueError(f"{path}:{number} has no field {text_field!r}")
+        texts.append(str(record[text_field]))
+    return texts
+
+
+def _read_hub(name: str, n: int | None, text_field: str) -> list[str]:
+    from circuitforge.hub import is_cached, require_hub
+
+    if not is_cached(name, "README.md", repo_type="dataset"):
+        require_hub(
+            f"Dataset {name!r}",
+            "Point data.source at a local .txt (one document per line) or .jsonl file instead.",
+        )
+    import datasets
+
+    split = "train" if n is None else f"train[:{n}]"
+    rows = datasets.load_dataset(name, split=split)
+    return [str(t) for t in rows[text_field]]

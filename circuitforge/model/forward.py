@@ -1,0 +1,93 @@
+"""The forward pass of a frozen HookedTransformer, in pieces, following where each block lives.
+
+This is the one file that reaches into TransformerLens' model internals (`input_to_embed`,
+`blocks`, `ln_final`, `unembed`, the KV cache), so a move to `TransformerBridge` touches only it.
+Every function moves the residual to the device of the block it enters, so a model split over
+several devices by `placement.place_model` runs correctly, whatever devices the plan names.
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens import HookedTransformer
+from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+from transformer_lens.utilities.activation_functions import apply_softcap
+
+
+def block_device(model: HookedTransformer, layer: int) -> torch.device:
+    return next(model.blocks[layer].parameters()).device
+
+
+def output_device(model: HookedTransformer) -> torch.device:
+    return next(model.unembed.parameters()).device
+
+
+def embed(
+    model: HookedTransformer,
+    tokens: Int[Tensor, "batch pos"],
+    attention_mask: Int[Tensor, "batch pos"] | None = None,
+    kv_cache: TransformerLensKeyValueCache | None = None,
+) -> tuple[Float[Tensor, "batch pos d_model"], Tensor | None]:
+    """Token (and positional) embedding: the residual stream before block 0, and the mask."""
+    residual, _, shortformer, mask = model.input_to_embed(
+        tokens, attention_mask=attention_mask, past_kv_cache=kv_cache
+    )
+    if shortformer is not None:
+        raise NotImplementedError("shortformer positional embeddings are not supported")
+    return residual, mask
+
+
+def run_blocks(
+    model: HookedTransformer,
+    residual: Float[Tensor, "batch pos d_model"],
+    start: int,
+    stop: int,
+    attention_mask: Int[Tensor, "batch pos"] | None = None,
+    kv_cache: TransformerLensKeyValueCache | None = None,
+) -> Float[Tensor, "batch pos d_model"]:
+    """Run blocks `start..stop-1` on `residual` (= `blocks.{start}.hook_resid_pre`).
+
+    Returns `blocks.{stop-1}.hook_resid_post`. Hooks on these blocks fire as in a full run.
+    """
+    if not 0 <= start <= stop <= model.cfg.n_layers:
+        raise ValueError(f"blocks {start}..{stop} out of range for {model.cfg.n_layers} layers")
+    for i in range(start, stop):
+        device = block_device(model, i)
+        residual = residual.to(device)
+        mask = None if attention_mask is None else attention_mask.to(device)
+        entry = None if kv_cache is None else kv_cache[i]
+        residual = model.blocks[i](residual, past_kv_cache_entry=entry, attention_mask=mask)
+    return residual
+
+
+def unembed(
+    model: HookedTransformer, residual: Float[Tensor, "batch pos d_model"]
+) -> Float[Tensor, "batch pos d_vocab"]:
+    residual = residual.to(output_device(model))
+    if model.cfg.normalization_type is not None:
+        residual = model.ln_final(residual)
+    return apply_softcap(model.unembed(residual), model.cfg.output_logits_soft_cap)
+
+
+def forward_logits(
+    model: HookedTransformer,
+    tokens: Int[Tensor, "batch pos"],
+    attention_mask: Int[Tensor, "batch pos"] | None = None,
+    kv_cache: TransformerLensKeyValueCache | None = None,
+) -> Float[Tensor, "batch pos d_vocab"]:
+    """The whole model: equal to `model(tokens)` on one device, and correct across devices."""
+    residual, mask = embed(model, tokens, attention_mask, kv_cache)
+    residual = run_blocks(model, residual, 0, model.cfg.n_layers, mask, kv_cache)
+    return unembed(model, residual)
+
+
+def new_kv_cache(model: HookedTransformer, batch_size: int) -> TransformerLensKeyValueCache:
+    """An empty KV cache whose entry for each layer lives on that layer's device."""
+    cache = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, batch_size)
+    for layer, entry in enumerate(cache.entries):
+        device = block_device(model, layer)
+        entry.past_keys = entry.past_keys.to(device)
+        entry.past_values = entry.past_values.to(device)
+    return cache

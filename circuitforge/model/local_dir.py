@@ -1,0 +1,147 @@
+"""The local model directory (DESIGN.md contract) and its integrity manifest.
+
+A directory holds `config.json` (HookedTransformerConfig fields), `model.safetensors` (the
+TransformerLens state dict), optionally `tokenizer.json` (Hugging Face `tokenizers` format), and
+`manifest.json` (sha256 of every other file), which the loader checks before it reads anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+CONFIG, WEIGHTS, TOKENIZER, MANIFEST = "config.json", "model.safetensors", "tokenizer.json", (
+    "manifest.json"
+)
+# Config fields that describe the machine or are derived, not the architecture.
+_NOT_SAVED = {"device", "n_devices", "dtype", "n_params", "tokenizer_prepends_bos"}
+
+
+class CorruptModelDirError(RuntimeError):
+    """A file of a local model directory is missing, truncated or altered."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_manifest(directory: Path) -> dict[str, str]:
+    files = sorted(p for p in directory.iterdir() if p.is_file() and p.name != MANIFEST)
+    sums = {p.name: sha256_file(p) for p in files}
+    (directory / MANIFEST).write_text(json.dumps(sums, indent=2) + "\n")
+    return sums
+
+
+def verify_manifest(directory: Path) -> dict[str, str]:
+    manifest = directory / MANIFEST
+    if not manifest.is_file():
+        raise CorruptModelDirError(f"{directory} has no {MANIFEST}; re-save it with save_model_dir")
+    sums: dict[str, str] = json.loads(manifest.read_text())
+    for name, expected in sums.items():
+        path = directory / name
+        if not path.is_file():
+            raise CorruptModelDirError(f"{path} is listed in {MANIFEST} but missing")
+        if sha256_file(path) != expected:
+            raise CorruptModelDirError(
+                f"{path} does not match its sha256 in {MANIFEST}: the file is corrupted, "
+                "truncated or was changed after saving. Restore it (git checkout) or regenerate it."
+            )
+    return sums
+
+
+def manifest_digest(directory: Path) -> str:
+    manifest = directory / MANIFEST
+    if not manifest.is_file():
+        raise CorruptModelDirError(f"{directory} is not a model directory (no {MANIFEST})")
+    return hashlib.sha256(manifest.read_bytes()).hexdigest()
+
+
+def config_to_dict(cfg: HookedTransformerConfig) -> dict[str, Any]:
+    out = {}
+    for key, value in cfg.to_dict().items():
+        if key in _NOT_SAVED or key.startswith("_"):
+            continue
+        try:
+            json.dumps(value)
+        except TypeError:
+            continue  # e.g. callables; they are not architecture fields we support
+        out[key] = value
+    return out
+
+
+def save_model_dir(model: HookedTransformer, directory: Path) -> Path:
+    """Write `model` as a local model directory (config, weights, tokenizer, manifest)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / CONFIG).write_text(json.dumps(config_to_dict(model.cfg), indent=2) + "\n")
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(directory / WEIGHTS))
+    backend = getattr(model.tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        backend.save(str(directory / TOKENIZER))
+    write_manifest(directory)
+    return directory
+
+
+def load_model_dir(directory: Path, dtype: torch.dtype = torch.float32) -> HookedTransformer:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"model directory {directory} does not exist")
+    verify_manifest(directory)
+    fields = json.loads((directory / CONFIG).read_text())
+    cfg = HookedTransformerConfig(**{**fields, "dtype": dtype, "device": "cpu"})
+    tokenizer = load_tokenizer(directory / TOKENIZER) if (directory / TOKENIZER).is_file() else None
+    model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
+    state = load_file(str(directory / WEIGHTS))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not _is_buffer(model, k)]
+    if missing or unexpected:
+        raise CorruptModelDirError(
+            f"{directory / WEIGHTS} does not fit {CONFIG}: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}"
+        )
+    return model.to(dtype)
+
+
+def _is_buffer(model: torch.nn.Module, key: str) -> bool:
+    return key in dict(model.named_buffers())
+
+
+def load_tokenizer(path: Path):
+    """A `tokenizers` JSON file as a tokenizer TransformerLens accepts.
+
+    Special tokens are recognised by name among the file's special added tokens: `<bos>`/`<s>`,
+    `<eos>`/`</s>`, `<pad>`, `<unk>`, or GPT-2's `<|endoftext|>` for all of them.
+    """
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer.from_file(str(path))
+    specials = {t.content for t in backend.get_added_tokens_decoder().values() if t.special}
+
+    def pick(*names: str) -> str | None:
+        return next((n for n in names if n in specials), None)
+
+    eot = "<|endoftext|>" if "<|endoftext|>" in specials else None
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token=pick("<bos>", "<s>") or eot,
+        eos_token=pick("<eos>", "</s>") or eot,
+        pad_token=pick("<pad>") or eot,
+        unk_token=pick("<unk>"),
+        # TransformerLens rebuilds tokenizers from the hub unless they say they handle BOS;
+        # it prepends BOS itself when the tokenizer does not.
+        add_bos_token=True,
+        name_or_path=str(path.parent),
+    )
+    return tokenizer

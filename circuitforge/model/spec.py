@@ -1,0 +1,137 @@
+"""One config object for the frozen model: a pretrained name, a local directory, or a config.
+
+`load_frozen_model(spec)` returns a frozen, eval-mode HookedTransformer on the CPU. Placement on
+devices is the strategy's job (`circuitforge.model.placement`). Loads are memoised per process,
+so the module, the datamodule and the callbacks share one copy of the weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformer_lens import HookedTransformer
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class FrozenModelSpec:
+    """Where the frozen language model comes from. Give exactly one of the three sources.
+
+    Args:
+        pretrained: a TransformerLens model name (`gemma-2-2b`, `gpt2`), loaded from the hub.
+        path: a local model directory (`config.json`, `model.safetensors`, `tokenizer.json`).
+        config: HookedTransformerConfig fields for a randomly initialised model (tests).
+        dtype: `float32`, `bfloat16` or `float16`.
+        process_weights: fold LayerNorm, centre writing weights and unembedding (TransformerLens
+            defaults). Off by default: the seed study ran on unprocessed weights.
+        seed: seed of the random initialisation when `config` is given.
+    """
+
+    pretrained: str | None = None
+    path: str | None = None
+    config: dict[str, Any] | None = None
+    dtype: str = "float32"
+    process_weights: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        given = [s for s in ("pretrained", "path", "config") if getattr(self, s) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"FrozenModelSpec needs exactly one of pretrained, path, config; got {given or 'none'}"
+            )
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+    def key(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, default=str)
+
+    def identity(self) -> str:
+        """A short id that changes when the weights change (used by caches and resume checks)."""
+        if self.path is not None:
+            from circuitforge.model.local_dir import manifest_digest
+
+            source = f"path-sha256:{manifest_digest(Path(self.path))}"
+        else:
+            source = json.dumps(
+                {"pretrained": self.pretrained, "config": self.config, "seed": self.seed},
+                sort_keys=True,
+                default=str,
+            )
+        text = f"{source}|{self.dtype}|{self.process_weights}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def describe(self) -> str:
+        return self.pretrained or self.path or f"random model {self.config}"
+
+
+_LOADED: dict[str, HookedTransformer] = {}
+
+
+def load_frozen_model(spec: FrozenModelSpec) -> HookedTransformer:
+    """Load (once per process) and freeze the model that `spec` names."""
+    key = spec.key()
+    if key not in _LOADED:
+        _LOADED[key] = freeze(_load(spec))
+    return _LOADED[key]
+
+
+def freeze(model: HookedTransformer) -> HookedTransformer:
+    model.eval()
+    model.requires_grad_(False)
+    return model
+
+
+def _load(spec: FrozenModelSpec) -> HookedTransformer:
+    if spec.config is not None:
+        from transformer_lens import HookedTransformerConfig
+
+        cfg = HookedTransformerConfig(
+            **{**spec.config, "seed": spec.seed, "dtype": spec.torch_dtype, "device": "cpu"}
+        )
+        return HookedTransformer(cfg, move_to_device=False)
+    if spec.path is not None:
+        from circuitforge.model.local_dir import load_model_dir
+
+        return load_model_dir(Path(spec.path), dtype=spec.torch_dtype)
+    assert spec.pretrained is not None
+    return _load_pretrained(spec.pretrained, spec.torch_dtype, spec.process_weights)
+
+
+def _load_pretrained(name: str, dtype: torch.dtype, process_weights: bool) -> HookedTransformer:
+    from transformer_lens.loading_from_pretrained import get_official_model_name
+
+    try:
+        official = get_official_model_name(name)
+    except ValueError:
+        raise ValueError(
+            f"Unknown model name {name!r}: not a TransformerLens pretrained model. "
+            "Use a name from transformer_lens.loading_from_pretrained.OFFICIAL_MODEL_NAMES, "
+            "or a local model directory (model.path)."
+        ) from None
+
+    from circuitforge.hub import is_cached, require_hub
+
+    if not is_cached(official, "config.json"):
+        require_hub(
+            f"Model {official!r}",
+            "Download it on a connected machine (the Hugging Face cache, ~/.cache/huggingface), "
+            "or convert it once with `python scripts/save_model_dir.py` and set model.path to "
+            "that directory.",
+        )
+    loader = (
+        HookedTransformer.from_pretrained
+        if process_weights
+        else HookedTransformer.from_pretrained_no_processing
+    )
+    return loader(name, dtype=dtype, device="cpu")

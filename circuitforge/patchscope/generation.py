@@ -1,0 +1,81 @@
+"""Patchscope decoding: greedy generation with a vector injected at the placeholder at prefill.
+
+Contrastive decoding follows the seed study: two streams, one with X injected and one with the
+baseline (mean) vector, each with its own KV cache, greedy on `(1+a)*logits_X - a*logits_mean`.
+The plain decoding (greedy on `logits_X`) runs beside them for comparison. All three streams
+for all B vectors run as one batch of 3B rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from transformer_lens import HookedTransformer
+
+from circuitforge.model.forward import forward_logits, new_kv_cache
+from circuitforge.patchscope.injection import prefill_injection_hook, resid_pre_hook_name
+from circuitforge.patchscope.objective import mlp_post_hook_name
+from circuitforge.patchscope.prompt import PlaceholderPrompt
+
+
+@dataclass
+class PatchscopeDecoding:
+    contrastive_tokens: list[list[int]]  # per vector
+    plain_tokens: list[list[int]]
+    contrastive_text: list[str]
+    plain_text: list[str]
+    prefill_activation: list[float]  # target neuron at the placeholder, X injected
+
+
+@torch.no_grad()
+def patchscope_decode(
+    model: HookedTransformer,
+    prompt: PlaceholderPrompt,
+    source_layer: int,
+    vectors: Float[Tensor, "batch d_model"],
+    baseline: Float[Tensor, " d_model"],
+    target_layer: int,
+    neurons: list[int],
+    alpha: float = 1.5,
+    new_tokens: int = 20,
+) -> PatchscopeDecoding:
+    b = vectors.shape[0]
+    rows = torch.cat([vectors, baseline.expand(b, -1).to(vectors), vectors])  # X | mean | X
+    tokens = prompt.tokens.expand(3 * b, -1).to(model.cfg.device)
+    mask = torch.ones_like(tokens)
+    cache = new_kv_cache(model, 3 * b)
+    prefill: dict[str, Tensor] = {}
+
+    def observe(post: Tensor, hook) -> None:
+        if "post" not in prefill:
+            prefill["post"] = post[:b, prompt.position].float().cpu()
+
+    hooks = [
+        (resid_pre_hook_name(source_layer), prefill_injection_hook(rows, prompt.position)),
+        (mlp_post_hook_name(target_layer), observe),
+    ]
+    contrastive, plain = [], []
+    with model.hooks(fwd_hooks=hooks):
+        logits = forward_logits(model, tokens, mask, cache)[:, -1].float()
+        for _ in range(new_tokens):
+            x, mean, p = logits[:b], logits[b : 2 * b], logits[2 * b :]
+            next_c = ((1 + alpha) * x - alpha * mean).argmax(-1)
+            next_p = p.argmax(-1)
+            contrastive.append(next_c.cpu())
+            plain.append(next_p.cpu())
+            step = torch.cat([next_c, next_c, next_p])[:, None].to(tokens.device)
+            logits = forward_logits(model, step, torch.ones_like(step), cache)[:, -1].float()
+    c_tokens = torch.stack(contrastive, 1).tolist()
+    p_tokens = torch.stack(plain, 1).tolist()
+    decode = model.tokenizer.decode if model.tokenizer is not None else str
+    idx = torch.tensor(neurons)
+    return PatchscopeDecoding(
+        contrastive_tokens=c_tokens,
+        plain_tokens=p_tokens,
+        contrastive_text=[decode(t) for t in c_tokens],
+        plain_text=[decode(t) for t in p_tokens],
+        prefill_activation=prefill["post"].gather(1, idx[:, None])[:, 0].tolist(),
+    )

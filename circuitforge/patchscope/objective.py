@@ -1,0 +1,74 @@
+"""The quantity the residual vector is optimised for: one MLP neuron's activation.
+
+`NeuronObjective` caches the prompt's residual stream up to the source layer once, then each
+call injects the vectors and runs only blocks S..T (the layers that can change the neuron),
+instead of the whole model the original notebooks ran at every step.
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens import HookedTransformer
+
+from circuitforge.model.forward import embed, run_blocks
+from circuitforge.patchscope.injection import inject_at_position
+from circuitforge.patchscope.prompt import PlaceholderPrompt
+
+
+def check_layers_and_neurons(
+    model: HookedTransformer, source_layer: int, target_layer: int, neurons: list[int]
+) -> None:
+    n_layers, d_mlp = model.cfg.n_layers, model.cfg.d_mlp
+    if not 0 <= source_layer < n_layers:
+        raise ValueError(f"source_layer {source_layer} out of range: the model has {n_layers} layers")
+    if not 0 <= target_layer < n_layers:
+        raise ValueError(f"target_layer {target_layer} out of range: the model has {n_layers} layers")
+    if source_layer > target_layer:
+        raise ValueError(
+            f"source_layer {source_layer} is after target_layer {target_layer}: a vector injected "
+            "there cannot change the target neuron"
+        )
+    if not neurons:
+        raise ValueError("give at least one target neuron")
+    bad = [n for n in neurons if not 0 <= n < (d_mlp or 0)]
+    if bad:
+        raise ValueError(f"neuron(s) {bad} out of range: the MLP of this model has {d_mlp} neurons")
+
+
+def mlp_post_hook_name(layer: int) -> str:
+    return f"blocks.{layer}.mlp.hook_post"
+
+
+class NeuronObjective:
+    """Activation of `blocks.{T}.mlp.hook_post[position, neuron]` with vectors injected at S."""
+
+    def __init__(
+        self,
+        model: HookedTransformer,
+        prompt: PlaceholderPrompt,
+        source_layer: int,
+        target_layer: int,
+    ) -> None:
+        self.model, self.prompt = model, prompt
+        self.source_layer, self.target_layer = source_layer, target_layer
+        with torch.no_grad():
+            residual, self.mask = embed(model, prompt.tokens)
+            self.prefix = run_blocks(model, residual, 0, source_layer, self.mask)
+
+    def __call__(
+        self, vectors: Float[Tensor, "batch d_model"], neurons: Int[Tensor, " batch"]
+    ) -> Float[Tensor, " batch"]:
+        batch, position = vectors.shape[0], self.prompt.position
+        residual = inject_at_position(self.prefix.expand(batch, -1, -1), vectors, position)
+        mask = None if self.mask is None else self.mask.expand(batch, -1)
+        captured: dict[str, Tensor] = {}
+
+        def capture(post: Tensor, hook) -> None:
+            captured["post"] = post[:, position]
+
+        with self.model.hooks(fwd_hooks=[(mlp_post_hook_name(self.target_layer), capture)]):
+            run_blocks(self.model, residual, self.source_layer, self.target_layer + 1, mask)
+        post = captured["post"]
+        return post.gather(1, neurons.to(post.device)[:, None])[:, 0].float()

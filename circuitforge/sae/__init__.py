@@ -1,0 +1,1 @@
+"""Sparse autoencoders: find the one that reads where a vector is injected, and decompose it."""

@@ -1,0 +1,134 @@
+"""Load an SAE (sae-lens pretrained release or local directory) that reads a given hook.
+
+Gemma Scope's `layer_{L}` SAEs read `blocks.{L}.hook_resid_post`, which is the same tensor as
+`blocks.{L+1}.hook_resid_pre`: a vector injected at `resid_pre` of layer S is read by the
+layer S-1 SAE. We accept any SAE whose hook is the same point of the residual stream, and
+refuse the rest (and SAEs whose width does not match the model).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class SAEMismatchError(ValueError):
+    """The SAE does not read the point of the residual stream the vector lives at."""
+
+
+@dataclass(frozen=True)
+class SAESource:
+    """Which SAE to use. Give `path`, or `release` with `sae_id`.
+
+    Args:
+        release: sae-lens pretrained release, e.g. `gemma-scope-2b-pt-res-canonical`.
+        sae_id: id inside the release; `{layer}` in it is filled with the layer whose SAE reads
+            the injection point (e.g. `layer_{layer}/width_16k/canonical`).
+        path: a local SAE directory written by sae-lens `save_model`; `{layer}` is filled too.
+    """
+
+    release: str | None = None
+    sae_id: str | None = None
+    path: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.path is None) == (self.release is None):
+            raise ValueError("give either sae path, or release (with sae_id)")
+        if self.release is not None and self.sae_id is None:
+            raise ValueError(f"release {self.release!r} needs an sae_id")
+
+
+@dataclass
+class MatchedSAE:
+    sae: Any
+    name: str  # release/id or path
+    hook_name: str  # the hook the SAE reads
+    neuronpedia_id: str | None = None
+
+    def feature_url(self, feature: int) -> str | None:
+        if self.neuronpedia_id is None:
+            return None
+        return f"https://www.neuronpedia.org/{self.neuronpedia_id}/{feature}"
+
+
+_RESID = re.compile(r"^blocks\.(\d+)\.hook_resid_(pre|post)$")
+
+
+def same_point_hooks(hook_name: str) -> list[str]:
+    """Hook names that carry the same tensor as `hook_name` (resid_pre L == resid_post L-1)."""
+    match = _RESID.match(hook_name)
+    if match is None:
+        return [hook_name]
+    layer, kind = int(match.group(1)), match.group(2)
+    if kind == "pre":
+        return [hook_name] + ([f"blocks.{layer - 1}.hook_resid_post"] if layer > 0 else [])
+    return [hook_name, f"blocks.{layer + 1}.hook_resid_pre"]
+
+
+def _hook_layer(hook_name: str) -> int | None:
+    match = re.match(r"^blocks\.(\d+)\.", hook_name)
+    return int(match.group(1)) if match else None
+
+
+def load_matching_sae(source: SAESource, hook_name: str, d_model: int) -> MatchedSAE:
+    """The SAE of `source` that reads `hook_name` (trying each layer naming of that point)."""
+    candidates = same_point_hooks(hook_name)
+    template = source.path if source.path is not None else source.sae_id
+    assert template is not None
+    layers = list(dict.fromkeys(_hook_layer(h) for h in reversed(candidates)))
+    names = [template.format(layer=layer) for layer in layers] if "{layer}" in template else [template]
+    tried = []
+    for name in names:
+        matched = _load(source, name)
+        tried.append(f"{matched.name} reads {matched.hook_name}")
+        if matched.hook_name in candidates:
+            d_in = matched.sae.cfg.d_in
+            if d_in != d_model:
+                raise SAEMismatchError(
+                    f"SAE {matched.name} has d_in={d_in} but the model's residual stream has "
+                    f"d_model={d_model}: it was trained on another model"
+                )
+            return matched
+    raise SAEMismatchError(
+        f"no SAE reads the injection point {hook_name} (same tensor: {candidates}); "
+        f"tried: {tried}. Use the SAE of that point (for Gemma Scope, layer_{{S-1}} reads "
+        "resid_pre of layer S), or put {layer} in the id to have it chosen."
+    )
+
+
+def _load(source: SAESource, name: str) -> MatchedSAE:
+    from sae_lens import SAE
+
+    if source.path is not None:
+        path = Path(name)
+        if not path.is_dir():
+            raise FileNotFoundError(f"SAE directory {path} does not exist")
+        sae = SAE.load_from_disk(str(path), device="cpu")
+        return MatchedSAE(sae, str(path), sae.cfg.metadata.hook_name)
+
+    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+
+    release = source.release
+    assert release is not None
+    directory = get_pretrained_saes_directory()
+    if release not in directory:
+        raise ValueError(f"unknown sae-lens release {release!r}")
+    lookup = directory[release]
+    if name not in lookup.saes_map:
+        raise ValueError(f"release {release!r} has no SAE {name!r}")
+    _require_cached_or_hub(lookup.repo_id, lookup.saes_map[name], f"SAE {release}/{name}")
+    sae = SAE.from_pretrained(release, name, device="cpu")
+    if isinstance(sae, tuple):
+        sae = sae[0]
+    neuronpedia = (lookup.neuronpedia_id or {}).get(name)
+    return MatchedSAE(sae, f"{release}/{name}", sae.cfg.metadata.hook_name, neuronpedia)
+
+
+def _require_cached_or_hub(repo_id: str, folder: str, what: str) -> None:
+    from circuitforge.hub import is_cached, require_hub
+
+    if any(is_cached(repo_id, f"{folder}/{f}") for f in ("params.npz", "cfg.json")):
+        return
+    require_hub(what, "Use a local SAE directory instead (callback init_args.sae.path).")

@@ -1,0 +1,183 @@
+"""ResidualVectorModule: a residual-stream vector X optimised to drive one MLP neuron.
+
+X (B vectors: one per target neuron and seed) is the only trainable parameter, kept in fp32
+even when the frozen model runs in bf16. Each step injects X at the placeholder of the dummy
+prompt at `blocks.{S}.hook_resid_pre` and runs blocks S..T only (`NeuronObjective`); the loss is
+minus the activation of `blocks.{T}.mlp.hook_post[..., neuron]`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import lightning as L
+import torch
+from torch import nn
+from transformer_lens import HookedTransformer
+
+from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
+from circuitforge.patchscope.constraints import NormConstraint, constrain_norm
+from circuitforge.patchscope.injection import resid_pre_hook_name
+from circuitforge.patchscope.objective import NeuronObjective, check_layers_and_neurons
+from circuitforge.patchscope.prompt import locate_placeholder
+
+
+class _Unregistered:
+    """Holds the frozen model outside nn.Module registration: not saved, not moved by Lightning."""
+
+    def __init__(self, model: HookedTransformer) -> None:
+        self.model = model
+
+
+class ResidualVectorModule(L.LightningModule):
+    EXPERIMENT = "residual_vector"
+
+    def __init__(
+        self,
+        model: FrozenModelSpec,
+        source_layer: int,
+        target_layer: int,
+        neurons: list[int],
+        seeds: list[int] | None = None,
+        prompt: str = "<pad> <pad> <pad> x",
+        placeholder: str = "x",
+        init: Literal["mean", "zeros", "random"] = "mean",
+        lr: float = 0.05,
+        norm_constraint: NormConstraint = "none",
+    ) -> None:
+        """Args:
+        model: the frozen language model.
+        source_layer: X is injected at `blocks.{source_layer}.hook_resid_pre`.
+        target_layer: the neuron is read at `blocks.{target_layer}.mlp.hook_post`.
+        neurons: target neuron(s); one vector per (neuron, seed) pair, optimised in one batch.
+        seeds: seeds of the `random` init (default `[0]`).
+        prompt: the dummy prompt; its placeholder token is where X goes.
+        init: `mean` (the dataset baseline, as the seed study), `zeros`, or `random` (seeded,
+            scaled to the dataset's typical norm).
+        lr: Adam learning rate.
+        norm_constraint: `none` (the seed study), `ball` or `sphere` at the typical norm.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        seeds = [0] if seeds is None else list(seeds)
+        self.spec, self.source_layer, self.target_layer = model, source_layer, target_layer
+        self.init, self.lr, self.norm_constraint = init, lr, norm_constraint
+        frozen = load_frozen_model(model)
+        check_layers_and_neurons(frozen, source_layer, target_layer, list(neurons))
+        self.prompt = locate_placeholder(frozen, prompt, placeholder)
+        self._frozen = _Unregistered(frozen)
+        self.vector_neurons = [n for n in neurons for _ in seeds]
+        self.vector_seeds = [s for _ in neurons for s in seeds]
+        d_model = frozen.cfg.d_model
+        self.X = nn.Parameter(torch.zeros(len(self.vector_neurons), d_model, dtype=torch.float32))
+        self.register_buffer("baseline", torch.zeros(d_model, dtype=torch.float32))
+        self.register_buffer("typical_norm", torch.zeros((), dtype=torch.float32))
+        self.register_buffer("neuron_index", torch.tensor(self.vector_neurons), persistent=False)
+        self.activation_history: list[list[float]] = []
+        self._objective: NeuronObjective | None = None
+
+    # --- what the strategy and the callbacks read ------------------------------------------
+    @property
+    def frozen_model(self) -> HookedTransformer:
+        return self._frozen.model
+
+    @property
+    def injection_layer(self) -> int:
+        return self.source_layer
+
+    @property
+    def injection_hook(self) -> str:
+        return resid_pre_hook_name(self.source_layer)
+
+    def vector_names(self) -> list[str]:
+        return [f"neuron{n}_seed{s}" for n, s in zip(self.vector_neurons, self.vector_seeds)]
+
+    def experiment_identity(self) -> dict:
+        return {
+            "experiment": self.EXPERIMENT,
+            "model": self.spec.identity(),
+            "model_source": self.spec.describe(),
+            "source_layer": self.source_layer,
+            "target_layer": self.target_layer,
+            "neurons": self.vector_neurons,
+            "seeds": self.vector_seeds,
+            "prompt": self.prompt.text,
+        }
+
+    # --- set-up ------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None or not hasattr(datamodule, "residual_baseline"):
+            raise ValueError(
+                "ResidualVectorModule needs a text datamodule (data: TextDataModule) to compute "
+                "the residual baseline it starts from and decodes against"
+            )
+        baseline = datamodule.residual_baseline(
+            self.frozen_model, self.spec.identity(), self.source_layer
+        )
+        self.baseline.copy_(baseline.mean)
+        self.typical_norm.fill_(baseline.typical_norm)
+        with torch.no_grad():  # a checkpoint, when resuming, overwrites this afterwards
+            self.X.copy_(self.initial_vectors())
+
+    def initial_vectors(self) -> torch.Tensor:
+        n, d = self.X.shape
+        if self.init == "mean":
+            return self.baseline.expand(n, d).clone()
+        if self.init == "zeros":
+            return torch.zeros(n, d)
+        rows = []
+        for seed in self.vector_seeds:
+            g = torch.Generator().manual_seed(seed)
+            row = torch.randn(d, generator=g)
+            rows.append(row * (float(self.typical_norm) / row.norm()))
+        return torch.stack(rows)
+
+    @property
+    def objective(self) -> NeuronObjective:
+        if self._objective is None:  # built after the strategy placed the model
+            self._objective = NeuronObjective(
+                self.frozen_model, self.prompt, self.source_layer, self.target_layer
+            )
+        return self._objective
+
+    # --- optimisation ------------------------------------------------------------------------
+    def forward(self) -> torch.Tensor:
+        return self.objective(self.X, self.neuron_index)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        activations = self()
+        self.activation_history.append(activations.detach().cpu().tolist())
+        for name, value in zip(self.vector_names(), activations.detach()):
+            self.log(f"activation/{name}", value, on_step=True, on_epoch=False, prog_bar=True)
+        loss = -activations.sum()  # a sum keeps every vector's gradient its own
+        self.log("train/loss", loss, on_step=True, on_epoch=False)
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self.norm_constraint != "none":
+            with torch.no_grad():
+                self.X.copy_(constrain_norm(self.X, float(self.typical_norm), self.norm_constraint))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam([self.X], lr=self.lr)
+
+    @torch.no_grad()
+    def current_activations(self) -> list[float]:
+        return self().cpu().tolist()
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["circuitforge"] = self.experiment_identity()
+        checkpoint["activation_history"] = self.activation_history
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("circuitforge")
+        mine = self.experiment_identity()
+        if saved is None:
+            raise ValueError("this checkpoint was not written by a circuitforge run")
+        diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
+        if diff:
+            lines = "; ".join(f"{k}: checkpoint {a!r}, this run {b!r}" for k, (a, b) in diff.items())
+            raise ValueError(f"checkpoint is from another model or experiment: {lines}")
+        self.activation_history = list(checkpoint.get("activation_history", []))
