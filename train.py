@@ -8,7 +8,6 @@ writing its events, checkpoints and results where the interrupted one left them.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("WANDB_MODE", "disabled")  # sae_lens imports wandb

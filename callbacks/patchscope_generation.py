@@ -32,7 +32,9 @@ class PatchscopeGeneration(ResultCallback):
         self.prompt: PlaceholderPrompt | None = None
 
     def setup(self, trainer: L.Trainer, pl_module, stage: str) -> None:
-        self.prompt = locate_placeholder(pl_module.frozen_model, self.target_prompt, self.placeholder)
+        self.prompt = locate_placeholder(
+            pl_module.frozen_model, self.target_prompt, self.placeholder
+        )
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
         epoch = trainer.current_epoch + 1

@@ -26,7 +26,9 @@ class SAEDecomposition(ResultCallback):
         # Load and check the SAE before any optimisation, so a mismatch fails at once.
         if self.matched is None:
             model = pl_module.frozen_model
-            self.matched = load_matching_sae(self.source, pl_module.injection_hook, model.cfg.d_model)
+            self.matched = load_matching_sae(
+                self.source, pl_module.injection_hook, model.cfg.d_model
+            )
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
         assert self.matched is not None
@@ -38,9 +40,9 @@ class SAEDecomposition(ResultCallback):
             "hook_name": self.matched.hook_name,
             "injected_at": pl_module.injection_hook,
             "vectors": pl_module.vector_names(),
-            "top_features": per_vector[0]["top_features"] if single else [
-                d["top_features"] for d in per_vector
-            ],
+            "top_features": per_vector[0]["top_features"]
+            if single
+            else [d["top_features"] for d in per_vector],
             "norm_fraction_topk": [d["norm_fraction_topk"] for d in per_vector],
             "norm_fraction_all": [d["norm_fraction_all"] for d in per_vector],
             "n_active": [d["n_active"] for d in per_vector],

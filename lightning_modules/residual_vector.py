@@ -178,6 +178,8 @@ class ResidualVectorModule(L.LightningModule):
             raise ValueError("this checkpoint was not written by a circuitforge run")
         diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
         if diff:
-            lines = "; ".join(f"{k}: checkpoint {a!r}, this run {b!r}" for k, (a, b) in diff.items())
+            lines = "; ".join(
+                f"{k}: checkpoint {a!r}, this run {b!r}" for k, (a, b) in diff.items()
+            )
             raise ValueError(f"checkpoint is from another model or experiment: {lines}")
         self.activation_history = list(checkpoint.get("activation_history", []))

@@ -1,7 +1,7 @@
 """Write any TransformerLens model as a local model directory (DESIGN.md contract).
 
-    python scripts/save_model_dir.py gpt2 models/gpt2            # from the hub (needs network)
-    python scripts/save_model_dir.py gemma-2-2b models/gemma --dtype bfloat16
+python scripts/save_model_dir.py gpt2 models/gpt2            # from the hub (needs network)
+python scripts/save_model_dir.py gemma-2-2b models/gemma --dtype bfloat16
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--process-weights", action="store_true")
     a = parser.parse_args()
-    spec = FrozenModelSpec(pretrained=a.pretrained, dtype=a.dtype, process_weights=a.process_weights)
+    spec = FrozenModelSpec(
+        pretrained=a.pretrained, dtype=a.dtype, process_weights=a.process_weights
+    )
     print(save_model_dir(load_frozen_model(spec), a.out))
 
 

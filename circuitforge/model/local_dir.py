@@ -16,8 +16,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-CONFIG, WEIGHTS, TOKENIZER, MANIFEST = "config.json", "model.safetensors", "tokenizer.json", (
-    "manifest.json"
+CONFIG, WEIGHTS, TOKENIZER, MANIFEST = (
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    ("manifest.json"),
 )
 # Config fields that describe the machine or are derived, not the architecture.
 _NOT_SAVED = {"device", "n_devices", "dtype", "n_params", "tokenizer_prepends_bos"}

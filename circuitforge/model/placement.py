@@ -55,7 +55,11 @@ def place_model(model: HookedTransformer, plan: DevicePlan) -> HookedTransformer
     for name, module in model.named_children():
         if name == "blocks":
             continue
-        device = plan.input_device if name in ("embed", "hook_embed", "pos_embed", "hook_pos_embed") else plan.output_device  # noqa: E501
+        device = (
+            plan.input_device
+            if name in ("embed", "hook_embed", "pos_embed", "hook_pos_embed")
+            else plan.output_device
+        )  # noqa: E501
         module.to(device)
     for block, device in zip(model.blocks, plan.blocks):
         block.to(device)

@@ -44,7 +44,8 @@ class FrozenModelSpec:
         given = [s for s in ("pretrained", "path", "config") if getattr(self, s) is not None]
         if len(given) != 1:
             raise ValueError(
-                f"FrozenModelSpec needs exactly one of pretrained, path, config; got {given or 'none'}"
+                "FrozenModelSpec needs exactly one of pretrained, path, config; "
+                f"got {given or 'none'}"
             )
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")

@@ -22,9 +22,13 @@ def check_layers_and_neurons(
 ) -> None:
     n_layers, d_mlp = model.cfg.n_layers, model.cfg.d_mlp
     if not 0 <= source_layer < n_layers:
-        raise ValueError(f"source_layer {source_layer} out of range: the model has {n_layers} layers")
+        raise ValueError(
+            f"source_layer {source_layer} out of range: the model has {n_layers} layers"
+        )
     if not 0 <= target_layer < n_layers:
-        raise ValueError(f"target_layer {target_layer} out of range: the model has {n_layers} layers")
+        raise ValueError(
+            f"target_layer {target_layer} out of range: the model has {n_layers} layers"
+        )
     if source_layer > target_layer:
         raise ValueError(
             f"source_layer {source_layer} is after target_layer {target_layer}: a vector injected "

@@ -53,4 +53,6 @@ def locate_placeholder(
             f"prompt {text!r} {where} the placeholder token {placeholder!r} "
             f"(it needs exactly one); its tokens are {pieces}"
         )
-    return PlaceholderPrompt(text=text, placeholder=placeholder, tokens=tokens, position=positions[0])
+    return PlaceholderPrompt(
+        text=text, placeholder=placeholder, tokens=tokens, position=positions[0]
+    )

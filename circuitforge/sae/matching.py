@@ -78,7 +78,9 @@ def load_matching_sae(source: SAESource, hook_name: str, d_model: int) -> Matche
     template = source.path if source.path is not None else source.sae_id
     assert template is not None
     layers = list(dict.fromkeys(_hook_layer(h) for h in reversed(candidates)))
-    names = [template.format(layer=layer) for layer in layers] if "{layer}" in template else [template]
+    names = (
+        [template.format(layer=layer) for layer in layers] if "{layer}" in template else [template]
+    )
     tried = []
     for name in names:
         matched = _load(source, name)

@@ -1,0 +1,36 @@
+# make demo   - gradient Patchscope on the embedded demo model (offline, CPU, under a minute)
+# make test   - ruff (format + lint) and the default test suite (slow tests excluded)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export WANDB_MODE := disabled
+
+.PHONY: setup demo test test-slow bench clean
+
+setup: $(STAMP)
+
+# torch first, pinned: an unpinned torch would pull gigabytes of CUDA packages.
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) train.py fit --config configs/patchscope/demo.yaml
+	@echo "results: $$(ls -d runs/patchscope_demo/version_* | sort -V | tail -1)/results/"
+
+test: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow
+
+bench: $(STAMP)
+	$(PY) bench/patchscope.py
+
+clean:
+	rm -rf runs lightning_logs

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from circuitforge.model.spec import FrozenModelSpec, load_frozen_model  # noqa: E402
+
+torch.set_num_threads(2)
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_MODEL = ROOT / "assets" / "demo" / "model"
+DEMO_SAES = ROOT / "assets" / "demo" / "saes"
+DEMO_CORPUS = ROOT / "assets" / "demo" / "corpus.txt"
+
+
+@pytest.fixture(scope="session")
+def demo_spec() -> FrozenModelSpec:
+    return FrozenModelSpec(path=str(DEMO_MODEL))
+
+
+@pytest.fixture(scope="session")
+def demo_model(demo_spec):
+    return load_frozen_model(demo_spec)
+
+
+DEMO_CONFIG = ROOT / "configs" / "patchscope" / "demo.yaml"
+
+
+def edited_config(tmp_path: Path, edit) -> Path:
+    """A copy of the demo config after `edit(config_dict)` (for callback arguments)."""
+    import yaml
+
+    config = yaml.safe_load(DEMO_CONFIG.read_text())
+    edit(config)
+    path = tmp_path / "edited.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def fit_args(
+    tmp_path: Path, *extra: str, epochs: int = 1, steps: int = 5, config: Path = DEMO_CONFIG
+) -> list[str]:
+    """`train.py fit` arguments for the demo config, writing into tmp_path."""
+    return [
+        "fit",
+        "--config",
+        str(config),
+        f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
+        f"--data.init_args.cache_dir={tmp_path / 'cache'}",
+        f"--data.init_args.steps_per_epoch={steps}",
+        f"--trainer.max_epochs={epochs}",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        *extra,
+    ]

@@ -1,0 +1,26 @@
+"""Every shipped config parses (classes, arguments and types), without loading any model."""
+
+from pathlib import Path
+
+import pytest
+
+from train import main
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+def test_config_parses(config, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["fit", "--config", str(config), "--print_config"])
+    assert exit.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "class_path: lightning_modules.ResidualVectorModule" in printed
+
+
+def test_gemma_configs_are_the_seed_study():
+    for layer in (8, 11):
+        text = (CONFIGS[0].parent / f"gemma2_l{layer}_n8526.yaml").read_text()
+        for line in ("pretrained: gemma-2-2b", "dtype: bfloat16", f"source_layer: {layer}",
+                     "target_layer: 12", "neurons: [8526]", "lr: 0.05", "alpha: 1.5"):  # fmt: skip
+            assert line in text

@@ -1,0 +1,36 @@
+"""A run stopped after any epoch and resumed with --ckpt_path last ends where an uninterrupted
+run ends, writing into the same version folder."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import fit_args
+from train import main
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    straight = main(fit_args(tmp_path / "a", epochs=3, steps=4)).model
+    first = main(fit_args(tmp_path / "b", epochs=1, steps=4))
+    assert len(first.model.activation_history) == 4
+    resumed = main(fit_args(tmp_path / "b", "--ckpt_path=last", epochs=3, steps=4))
+    assert resumed.trainer.log_dir == first.trainer.log_dir  # same version folder
+    assert torch.equal(resumed.model.X, straight.X)
+    assert resumed.model.activation_history == straight.activation_history
+    opt = json.load(open(Path(resumed.trainer.log_dir) / "results" / "optimization.json"))
+    assert opt["steps"] == 12 and [h["epoch"] for h in opt["history"]] == [0, 1, 2]
+    sae = json.load(open(Path(resumed.trainer.log_dir) / "results" / "sae_decomposition.json"))
+    assert len(sae["history"]) == 3
+
+
+def test_checkpoint_of_another_experiment_is_refused(tmp_path):
+    main(fit_args(tmp_path, epochs=1, steps=2))
+    with pytest.raises(ValueError, match="another model or experiment.*neurons"):
+        main(fit_args(tmp_path, "--ckpt_path=last", "--model.init_args.neurons=[8]", epochs=2))
+
+
+def test_resume_without_checkpoint_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no .*last.ckpt"):
+        main(fit_args(tmp_path, "--ckpt_path=last"))
