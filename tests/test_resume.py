@@ -11,10 +11,17 @@ from tests.conftest import fit_args
 from train import main
 
 
-def test_resume_equals_uninterrupted(tmp_path):
+def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
     straight = main(fit_args(tmp_path / "a", epochs=3, steps=4)).model
     first = main(fit_args(tmp_path / "b", epochs=1, steps=4))
     assert len(first.model.activation_history) == 4
+    ckpt = torch.load(Path(first.trainer.log_dir) / "checkpoints" / "last.ckpt", weights_only=False)
+    assert set(ckpt["state_dict"]) == {"X", "baseline", "typical_norm"}  # no frozen weights
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the baseline was recomputed on resume")
+
+    monkeypatch.setattr("datamodules.text.compute_baseline", must_not_run)
     resumed = main(fit_args(tmp_path / "b", "--ckpt_path=last", epochs=3, steps=4))
     assert resumed.trainer.log_dir == first.trainer.log_dir  # same version folder
     assert torch.equal(resumed.model.X, straight.X)

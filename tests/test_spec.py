@@ -29,3 +29,11 @@ def test_offline_pretrained_fails_fast_with_instructions(monkeypatch):
 def test_frozen_model_has_no_trainable_parameters(demo_model):
     assert not any(p.requires_grad for p in demo_model.parameters())
     assert not demo_model.training
+
+
+def test_offline_dataset_fails_fast_with_instructions(monkeypatch):
+    from circuitforge.data.texts import load_texts
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(HubUnavailableError, match="local .txt"):
+        load_texts("NeelNanda/pile-10k", 100)
