@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from transformer_lens import HookedTransformer
 
+_INPUT_MODULES = {"embed", "hook_embed", "pos_embed", "hook_pos_embed"}
+
 
 @dataclass(frozen=True)
 class DevicePlan:
@@ -55,12 +57,7 @@ def place_model(model: HookedTransformer, plan: DevicePlan) -> HookedTransformer
     for name, module in model.named_children():
         if name == "blocks":
             continue
-        device = (
-            plan.input_device
-            if name in ("embed", "hook_embed", "pos_embed", "hook_pos_embed")
-            else plan.output_device
-        )  # noqa: E501
-        module.to(device)
+        module.to(plan.input_device if name in _INPUT_MODULES else plan.output_device)
     for block, device in zip(model.blocks, plan.blocks):
         block.to(device)
     # TransformerLens puts tokens and masks on cfg.device; keep that the embedding's device and
