@@ -6,7 +6,8 @@ import pytest
 
 from train import main
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = sorted(CONFIG_DIR.rglob("*.yaml"))
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
@@ -20,7 +21,7 @@ def test_config_parses(config, capsys):
 
 def test_gemma_configs_are_the_seed_study():
     for layer in (8, 11):
-        text = (CONFIGS[0].parent / f"gemma2_l{layer}_n8526.yaml").read_text()
+        text = (CONFIG_DIR / "patchscope" / f"gemma2_l{layer}_n8526.yaml").read_text()
         for line in ("pretrained: gemma-2-2b", "dtype: bfloat16", f"source_layer: {layer}",
                      "target_layer: 12", "neurons: [8526]", "lr: 0.05", "alpha: 1.5"):  # fmt: skip
             assert line in text
