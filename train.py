@@ -30,9 +30,17 @@ def latest_version_with_last_checkpoint(logger: TensorBoardLogger) -> str | None
 
 class CircuitForgeCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
-        # One checkpoint callback, always there: last.ckpt at every epoch end, nothing else.
+        # One checkpoint callback, always there, writing at every epoch end: the newest epoch's
+        # checkpoint and its copy last.ckpt. (With save_top_k=0 Lightning writes last.ckpt
+        # only when training ends, so an interrupted run would lose everything.)
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_top_k": 0})
+        parser.set_defaults(
+            {
+                "checkpoint.save_last": True,
+                "checkpoint.save_top_k": 1,
+                "checkpoint.every_n_epochs": 1,
+            }
+        )
 
     def before_fit(self) -> None:
         if self.config[self.subcommand].get("ckpt_path") != "last":

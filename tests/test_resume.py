@@ -4,6 +4,7 @@ run ends, writing into the same version folder."""
 import json
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 
@@ -30,6 +31,28 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
     assert opt["steps"] == 12 and [h["epoch"] for h in opt["history"]] == [0, 1, 2]
     sae = json.load(open(Path(resumed.trainer.log_dir) / "results" / "sae_decomposition.json"))
     assert len(sae["history"]) == 3
+
+
+class CrashAtEpoch(L.Callback):
+    """Stands for a killed run: raises when the given epoch starts."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("interrupted")
+
+
+def test_run_interrupted_mid_way_resumes_from_its_last_epoch(tmp_path):
+    straight = main(fit_args(tmp_path / "a", epochs=3, steps=4)).model
+    crash = '{"class_path": "tests.test_resume.CrashAtEpoch", "init_args": {"epoch": 2}}'
+    with pytest.raises(RuntimeError, match="interrupted"):
+        main(fit_args(tmp_path / "b", f"--trainer.callbacks+={crash}", epochs=3, steps=4))
+    resumed = main(fit_args(tmp_path / "b", "--ckpt_path=last", epochs=3, steps=4))
+    assert resumed.trainer.global_step == 12
+    assert torch.equal(resumed.model.X, straight.X)
+    assert resumed.model.activation_history == straight.activation_history
 
 
 def test_checkpoint_of_another_experiment_is_refused(tmp_path):
