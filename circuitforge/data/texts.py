@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from circuitforge.manifest import verify_if_listed
+
 
 def load_texts(source: str, n: int | None = None, text_field: str = "text") -> list[str]:
     """The first `n` documents of `source`.
@@ -28,6 +30,7 @@ def load_texts(source: str, n: int | None = None, text_field: str = "text") -> l
 def _read_local(path: Path, text_field: str) -> list[str]:
     if not path.is_file():
         raise FileNotFoundError(f"text file {path} does not exist")
+    verify_if_listed(path)  # the shipped corpus is listed in its folder's manifest.json
     lines = [line for line in path.read_text().splitlines() if line.strip()]
     if path.suffix != ".jsonl":
         return lines

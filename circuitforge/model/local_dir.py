@@ -16,50 +16,22 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-CONFIG, WEIGHTS, TOKENIZER, MANIFEST = (
-    "config.json",
-    "model.safetensors",
-    "tokenizer.json",
-    ("manifest.json"),
-)
+from circuitforge.manifest import MANIFEST, CorruptFileError, write_manifest
+from circuitforge.manifest import verify_manifest as verify_directory
+
+CONFIG, WEIGHTS, TOKENIZER = "config.json", "model.safetensors", "tokenizer.json"
+REFERENCE = "reference_logits.safetensors"
 # Config fields that describe the machine or are derived, not the architecture.
 _NOT_SAVED = {"device", "n_devices", "dtype", "n_params", "tokenizer_prepends_bos"}
 
 
-class CorruptModelDirError(RuntimeError):
-    """A file of a local model directory is missing, truncated or altered."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def write_manifest(directory: Path) -> dict[str, str]:
-    files = sorted(p for p in directory.iterdir() if p.is_file() and p.name != MANIFEST)
-    sums = {p.name: sha256_file(p) for p in files}
-    (directory / MANIFEST).write_text(json.dumps(sums, indent=2) + "\n")
-    return sums
+CorruptModelDirError = CorruptFileError  # the name callers of this module know
 
 
 def verify_manifest(directory: Path) -> dict[str, str]:
-    manifest = directory / MANIFEST
-    if not manifest.is_file():
+    if not (Path(directory) / MANIFEST).is_file():
         raise CorruptModelDirError(f"{directory} has no {MANIFEST}; re-save it with save_model_dir")
-    sums: dict[str, str] = json.loads(manifest.read_text())
-    for name, expected in sums.items():
-        path = directory / name
-        if not path.is_file():
-            raise CorruptModelDirError(f"{path} is listed in {MANIFEST} but missing")
-        if sha256_file(path) != expected:
-            raise CorruptModelDirError(
-                f"{path} does not match its sha256 in {MANIFEST}: the file is corrupted, "
-                "truncated or was changed after saving. Restore it (git checkout) or regenerate it."
-            )
-    return sums
+    return verify_directory(directory)
 
 
 def manifest_digest(directory: Path) -> str:
@@ -82,8 +54,14 @@ def config_to_dict(cfg: HookedTransformerConfig) -> dict[str, Any]:
     return out
 
 
-def save_model_dir(model: HookedTransformer, directory: Path) -> Path:
-    """Write `model` as a local model directory (config, weights, tokenizer, manifest)."""
+def save_model_dir(
+    model: HookedTransformer, directory: Path, reference_texts: list[str] | None = None
+) -> Path:
+    """Write `model` as a local model directory (config, weights, tokenizer, manifest).
+
+    With `reference_texts`, also `reference_logits.safetensors`: their tokens and the logits of
+    `model` as it is in memory, so a test can check that what loads is what was trained.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / CONFIG).write_text(json.dumps(config_to_dict(model.cfg), indent=2) + "\n")
@@ -92,6 +70,12 @@ def save_model_dir(model: HookedTransformer, directory: Path) -> Path:
     backend = getattr(model.tokenizer, "backend_tokenizer", None)
     if backend is not None:
         backend.save(str(directory / TOKENIZER))
+    if reference_texts:
+        tokens = model.to_tokens(reference_texts, padding_side="right")
+        with torch.no_grad():
+            logits = model(tokens.to(model.cfg.device)).float().cpu()
+        tensors = {"tokens": tokens.cpu(), "logits": logits}
+        save_file(tensors, str(directory / REFERENCE), {"texts": json.dumps(reference_texts)})
     write_manifest(directory)
     return directory
 

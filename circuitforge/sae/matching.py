@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from circuitforge.manifest import MANIFEST, verify_manifest
+
 
 class SAEMismatchError(ValueError):
     """The SAE does not read the point of the residual stream the vector lives at."""
@@ -107,6 +109,8 @@ def _load(source: SAESource, name: str) -> MatchedSAE:
         path = Path(name)
         if not path.is_dir():
             raise FileNotFoundError(f"SAE directory {path} does not exist")
+        if (path / MANIFEST).is_file():  # the shipped SAEs carry one; sae-lens' own do not
+            verify_manifest(path)
         sae = SAE.load_from_disk(str(path), device="cpu")
         return MatchedSAE(sae, str(path), sae.cfg.metadata.hook_name)
 
