@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export WANDB_MODE := disabled
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup demo demo-assets test test-slow bench clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) train.py fit --config configs/patchscope/demo.yaml
 	@echo "results: $$(ls -d runs/patchscope_demo/version_* | sort -V | tail -1)/results/"
+
+# Regenerate assets/demo/ from scratch (seeded): corpus + tokenizer + pretraining (about 15 min
+# on 2 cores), SAEs on every layer, then the shipped copy, manifests and reports.
+DEMO_WORLD := runs/demo_world
+demo-assets: $(STAMP)
+	rm -rf $(DEMO_WORLD)
+	$(PY) train.py fit --config configs/demo/pretrain_lm.yaml
+	$(PY) scripts/train_demo_saes.py --model $(DEMO_WORLD)/model --corpus $(DEMO_WORLD)/corpus.jsonl --out $(DEMO_WORLD)/saes
+	$(PY) scripts/build_demo_assets.py --source $(DEMO_WORLD) --out assets/demo
 
 test: $(STAMP)
 	$(VENV)/bin/ruff format --check .

@@ -1,7 +1,15 @@
 """Callbacks observe the run and write its results at epoch ends."""
 
+from callbacks.language_model_evaluation import LanguageModelEvaluation
+from callbacks.model_directory_export import ModelDirectoryExport
 from callbacks.optimization_report import OptimizationReport
 from callbacks.patchscope_generation import PatchscopeGeneration
 from callbacks.sae_decomposition import SAEDecomposition
 
-__all__ = ["OptimizationReport", "PatchscopeGeneration", "SAEDecomposition"]
+__all__ = [
+    "LanguageModelEvaluation",
+    "ModelDirectoryExport",
+    "OptimizationReport",
+    "PatchscopeGeneration",
+    "SAEDecomposition",
+]

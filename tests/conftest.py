@@ -15,7 +15,7 @@ torch.set_num_threads(2)
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_MODEL = ROOT / "assets" / "demo" / "model"
 DEMO_SAES = ROOT / "assets" / "demo" / "saes"
-DEMO_CORPUS = ROOT / "assets" / "demo" / "corpus.txt"
+DEMO_CORPUS = ROOT / "assets" / "demo" / "corpus.jsonl"
 
 
 @pytest.fixture(scope="session")
