@@ -53,7 +53,8 @@ def model_card(lm: dict, saes: dict, counts: dict, config: dict, sizes: dict[str
     n_ioi = lm["ioi_heldout_names_and_templates"]["n"]
     gt = lm["greater_than_heldout_nouns"]
     sae_rows = "\n".join(
-        f"| {layer} | {r['explained_variance']:.3f} | {r['l0']:.1f} | {r['dead_fraction']:.1%} "
+        f"| {hook_label(layer)} | {r['explained_variance']:.3f} | {r['l0']:.1f} "
+        f"| {r['dead_fraction']:.1%} "
         f"| {r['loss_clean']:.3f} | {r['loss_spliced']:.3f} | {r['loss_change']:+.3f} |"
         for layer, r in sorted(saes["layers"].items(), key=lambda kv: int(kv[0]))
     )
@@ -79,7 +80,9 @@ Load it with `FrozenModelSpec(path="assets/demo/model")`; its SAEs with
   are special, `<bos>` is prepended, the Patchscope placeholder `x` is one token.
 - `saes/layer_{{L}}/`: TopK SAEs (d_sae {first["d_sae"]}, k {first["k"]}) trained with sae-lens
   on `blocks.{{L}}.hook_resid_post` (Gemma Scope's convention: `layer_{{S-1}}` reads
-  `blocks.{{S}}.hook_resid_pre`), {first["training_tokens"]:,} tokens each.
+  `blocks.{{S}}.hook_resid_pre`), and `saes/resid_pre_0/` on `blocks.0.hook_resid_pre` (the
+  stream before block 0, where the demo Patchscope writes), {first["training_tokens"]:,} tokens
+  each, all trained in one run.
 - `corpus.jsonl`: {counts["train"]} training documents and {counts["validation_and_heldout"]}
   validation/held-out ones (of {counts["generated"]} generated), with `topic` and `split`.
 - `reports/`: the numbers below as JSON. Every folder has a `manifest.json` of sha256 sums; the
@@ -126,7 +129,7 @@ Measured by our own code (`circuitforge/demo_world/sae_training.py::evaluate_sae
 held-out documents (BOS and padding excluded); loss change = next-token loss with the SAE's
 reconstruction spliced in minus the clean loss.
 
-| layer | explained variance | L0 | dead features | loss clean | loss spliced | change |
+| reads | explained variance | L0 | dead features | loss clean | loss spliced | change |
 |---|---|---|---|---|---|---|
 {sae_rows}
 
@@ -136,7 +139,19 @@ reconstruction spliced in minus the clean loss.
 |---|---|
 {size_rows}
 
+## Reading it with a Patchscope
+
+`python scripts/demo_story.py --decode-words radius owl hammer` writes a word's own residual at
+`blocks.0.hook_resid_pre` over the `x` of "A detailed description of a x is that": the model
+says the word's definition ("it is the distance from the center of a circle to any point on
+the circle", "it is a bird that hunts at night"). At `resid_pre 1` every word decodes to the
+same sentence: this model moves a word's identity to later positions in layer 0's attention,
+so Patchscopes on it read source layer 0.
+
 ## Regenerate
+
+Pretraining takes about 16 minutes on 2 CPU cores (937 s measured for the 4 epochs, 4,500
+steps, evaluation included); the SAEs about 7 minutes (400 s for five SAEs, 2M tokens).
 
     make demo-assets     # corpus, tokenizer, pretraining, SAEs, this folder (seeded)
     python scripts/check_demo_reproduction.py --regenerated runs/demo_world/model
@@ -160,6 +175,12 @@ def evaluate(model_dir: Path, corpus: Path) -> dict:
     return evaluate_language_model(load_model_dir(model_dir), documents, n_prompts=500, seed=1234)
 
 
+def hook_label(layer: str) -> str:
+    return (
+        "resid_pre 0 (`resid_pre_0`)" if layer == "-1" else f"resid_post {layer} (`layer_{layer}`)"
+    )
+
+
 def _copy_dir(source: Path, target: Path) -> None:
     if target.exists():
         shutil.rmtree(target)
@@ -175,7 +196,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     _copy_dir(src / "model", out / "model")  # has its own manifest (save_model_dir)
-    saes = sorted(p for p in (src / "saes").glob("layer_*") if p.is_dir())
+    saes = sorted(p for p in (src / "saes").iterdir() if p.is_dir())  # layer_{L}, resid_pre_0
     if (out / "saes").exists():
         shutil.rmtree(out / "saes")
     for sae in saes:

@@ -10,7 +10,8 @@ tokens, each starting with BOS, so no compute goes to padding (the demo document
 tokens). Evaluation rows are one document each (BOS + text, right-padded), the way the pipelines
 prompt the model. BOS and pad tokens are neither trained on nor scored.
 
-Writes `OUT/layer_{L}/` (sae-lens format, `SAE.load_from_disk`), `OUT/runner_cfg.json` (sae-lens)
+Writes `OUT/layer_{L}/` and `OUT/resid_pre_0/` (layer -1, the stream before block 0), in
+sae-lens format (`SAE.load_from_disk`), `OUT/runner_cfg.json` (sae-lens)
 and `OUT/sae_report.json`: per layer our metrics (`evaluate_sae`) plus d_sae, k,
 training_tokens and `seconds`, the wall time of the one training run shared by all layers.
 """
@@ -30,6 +31,7 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 import torch  # noqa: E402
 
 from circuitforge.demo_world.sae_training import (  # noqa: E402
+    EMBEDDING,
     evaluate_sae,
     pack_documents,
     pad_documents,
@@ -49,7 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--corpus", type=Path, required=True, help=".txt (a document a line) or .jsonl"
     )
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--layers", type=int, nargs="+", default=None, help="default: all")
+    parser.add_argument(
+        "--layers", type=int, nargs="+", default=None, help="default: all, and -1 (resid_pre 0)"
+    )
     parser.add_argument("--d-sae", type=int, default=1024)
     parser.add_argument("--k", type=int, default=16)
     parser.add_argument("--training-tokens", type=int, default=2_000_000)
@@ -101,10 +105,11 @@ def main(argv: list[str] | None = None) -> dict:
     tokenizer = model.tokenizer
     if tokenizer is None or tokenizer.bos_token_id is None or tokenizer.pad_token_id is None:
         raise SystemExit(f"{args.model} needs a tokenizer with BOS and pad tokens")
-    layers = args.layers if args.layers is not None else list(range(model.cfg.n_layers))
-    bad = [layer for layer in layers if not 0 <= layer < model.cfg.n_layers]
+    all_layers = [EMBEDDING, *range(model.cfg.n_layers)]
+    layers = args.layers if args.layers is not None else all_layers
+    bad = [layer for layer in layers if layer not in all_layers]
     if bad:
-        raise SystemExit(f"layers {bad} not in [0, {model.cfg.n_layers})")
+        raise SystemExit(f"layers {bad} not in [-1, {model.cfg.n_layers}) (-1: resid_pre 0)")
 
     train_docs, eval_docs = read_documents(args.corpus, args.eval_fraction)
     bos, pad = tokenizer.bos_token_id, tokenizer.pad_token_id

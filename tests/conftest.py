@@ -10,7 +10,8 @@ import torch  # noqa: E402
 
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model  # noqa: E402
 
-torch.set_num_threads(2)
+if "OMP_NUM_THREADS" not in os.environ:  # 2 cores on CI; OMP_NUM_THREADS=1 to share them
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_MODEL = ROOT / "assets" / "demo" / "model"

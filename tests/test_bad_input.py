@@ -13,7 +13,11 @@ from train import main
     [
         ("--model.init_args.source_layer=9", ValueError, "source_layer 9 out of range"),
         ("--model.init_args.target_layer=4", ValueError, "target_layer 4 out of range"),
-        ("--model.init_args.target_layer=0", ValueError, "after target_layer"),
+        (
+            ("--model.init_args.source_layer=2", "--model.init_args.target_layer=1"),
+            ValueError,
+            "after target_layer",
+        ),
         ("--model.init_args.neurons=[512]", ValueError, r"neuron\(s\) \[512\] out of range"),
         ("--model.init_args.prompt=A circle is", ValueError, "does not contain"),
         ("--model.init_args.prompt=x and x", ValueError, "2 times"),
@@ -23,7 +27,7 @@ from train import main
 def test_module_arguments(tmp_path, arg, error, message):
     # jsonargparse wraps errors raised in __init__ in its own ValueError; our message is kept
     with pytest.raises(error, match=message):
-        main(fit_args(tmp_path, arg))
+        main(fit_args(tmp_path, *([arg] if isinstance(arg, str) else arg)))
 
 
 def test_sae_of_another_point_is_refused(tmp_path):

@@ -10,11 +10,13 @@ from circuitforge.patchscope.prompt import locate_placeholder
 from tests.conftest import fit_args
 from train import main
 
+PROMPT = "We say that a x"  # configs/patchscope/demo.yaml
+
 
 def plain_transformer_lens_loop(model, x0, source, target, neuron, steps, lr=0.05):
     """The seed notebook's loop: full forward with hooks every step, Adam on an fp32 X."""
-    tokens = model.to_tokens("<pad> <pad> <pad> x")
-    position = 4
+    tokens = model.to_tokens(PROMPT)
+    position = tokens[0].tolist().index(model.to_single_token("x"))
     x = torch.nn.Parameter(x0.clone())
     opt = torch.optim.Adam([x], lr=lr)
     history = []
@@ -47,7 +49,7 @@ def test_lightning_run_matches_the_plain_loop(tmp_path):
     cli = main(fit_args(tmp_path, epochs=2, steps=5))
     module = cli.model
     x0 = module.baseline.expand(1, -1).clone()  # init: mean
-    history, x_final = plain_transformer_lens_loop(module.frozen_model, x0, 1, 3, 7, steps=10)
+    history, x_final = plain_transformer_lens_loop(module.frozen_model, x0, 0, 3, 170, steps=10)
     got = [h[0] for h in module.activation_history]
     assert len(got) == 10
     assert got == pytest.approx(history, rel=1e-4, abs=1e-5)
@@ -56,16 +58,17 @@ def test_lightning_run_matches_the_plain_loop(tmp_path):
 
     results = cli.trainer.log_dir + "/results/"
     opt = json.load(open(results + "optimization.json"))
-    assert opt["steps"] == 10 and opt["neuron"] == 7 and opt["source_layer"] == 1
+    assert opt["steps"] == 10 and opt["neuron"] == 170 and opt["source_layer"] == 0
     assert opt["initial_activation"] == pytest.approx(history[0], rel=1e-4)
     assert opt["activation_history"] == pytest.approx(history, rel=1e-4, abs=1e-5)
     assert [h["epoch"] for h in opt["history"]] == [0, 1]
     sae = json.load(open(results + "sae_decomposition.json"))
-    assert sae["hook_name"] == "blocks.0.hook_resid_post"  # reads resid_pre of layer 1
+    assert sae["hook_name"] == "blocks.0.hook_resid_pre"  # the stream X is written to
     assert len(sae["top_features"]) == 10
     gen = json.load(open(results + "patchscope_generation.json"))
-    assert gen["target_prompt"] == "A detailed description of x is that"
-    assert len(gen["contrastive_text"].split()) == 20
+    assert gen["target_prompt"] == "A detailed description of a x is that"
+    tokenizer = module.frozen_model.tokenizer
+    assert len(tokenizer(gen["contrastive_text"], add_special_tokens=False)["input_ids"]) == 20
 
 
 def test_batched_vectors_equal_separate_runs(demo_model):

@@ -59,9 +59,11 @@ def test_decomposition_against_brute_force():
     x = torch.randn(128, generator=torch.Generator().manual_seed(1)) * 5
     out = decompose(matched, x, k=5)
     sae = matched.sae
-    # brute force: JumpReLU by hand, all features sorted
-    pre = (x - sae.b_dec) @ sae.W_enc + sae.b_enc
-    acts = torch.where(pre > sae.threshold, torch.relu(pre), torch.zeros_like(pre))
+    # brute force: TopK by hand (the demo SAEs are TopK), all features sorted
+    pre = torch.relu((x - sae.b_dec) @ sae.W_enc + sae.b_enc)
+    kept = sorted(range(pre.numel()), key=lambda i: -float(pre[i]))[: sae.cfg.k]
+    acts = torch.zeros_like(pre)
+    acts[kept] = pre[kept]
     order = sorted(range(acts.numel()), key=lambda i: -float(acts[i]))[:5]
     assert [f["feature"] for f in out["top_features"]] == order
     assert [f["activation"] for f in out["top_features"]] == pytest.approx(

@@ -133,7 +133,7 @@ def test_exact_reconstruction_explains_everything(demo_model, eval_rows):
     metrics = evaluate_sae(demo_model, identity_topk_sae(128), eval_rows, HOOK, batch_size=5)
     assert metrics["explained_variance"] == pytest.approx(1.0, abs=1e-6)
     assert metrics["loss_change"] == pytest.approx(0.0, abs=1e-4)
-    assert metrics["loss_clean"] > 1.0
+    assert metrics["loss_clean"] > 0.1  # a real loss was measured, not a zero
 
 
 def test_metrics_against_a_loop_over_documents(demo_model, eval_rows):

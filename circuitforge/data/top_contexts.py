@@ -54,12 +54,13 @@ def top_contexts(
         values = read(cache[hook_name]).float()  # [batch pos unit]
         values = values.masked_fill(((tokens == pad) | (tokens == bos))[..., None], -torch.inf)
         flat = values.flatten(0, 1)  # [(batch pos) unit]
-        index = torch.arange(start * width, start * width + flat.shape[0])
+        index = torch.arange(start * width, start * width + flat.shape[0])[:, None]
+        index = index.expand(-1, flat.shape[1])
         if best_values is not None:
             flat = torch.cat([best_values, flat])
             index = torch.cat([best_index, index])
         top = flat.topk(min(k, flat.shape[0]), dim=0)
-        best_values, best_index = top.values, index[top.indices]  # [k unit]
+        best_values, best_index = top.values, index.gather(0, top.indices)  # [k unit]
     assert best_values is not None and best_index is not None
     out = []
     for unit in range(best_values.shape[1]):

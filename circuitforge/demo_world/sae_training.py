@@ -26,10 +26,17 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 RESID_HOOK = "blocks.{layer}.hook_resid_post"
+EMBEDDING = -1  # "layer -1": the residual stream before block 0, `blocks.0.hook_resid_pre`
 
 
 def resid_hook_name(layer: int) -> str:
-    return RESID_HOOK.format(layer=layer)
+    """Gemma Scope's convention (layer L reads resid_post L), one step further down: layer -1
+    reads the stream block 0 starts from, which a Patchscope at source layer 0 writes to."""
+    return "blocks.0.hook_resid_pre" if layer == EMBEDDING else RESID_HOOK.format(layer=layer)
+
+
+def sae_folder(layer: int) -> str:
+    return "resid_pre_0" if layer == EMBEDDING else f"layer_{layer}"
 
 
 def special_token_ids(model: HookedTransformer) -> list[int]:
@@ -88,7 +95,8 @@ def train_residual_saes(
     lr: float = 2e-3,
     batch_size_tokens: int = 4096,
 ) -> dict[int, Path]:
-    """Train one TopK SAE per layer on `blocks.{L}.hook_resid_post`; save to `out_dir/layer_{L}`.
+    """Train one TopK SAE per layer on `blocks.{L}.hook_resid_post` (layer -1: resid_pre 0); save
+    to `out_dir/layer_{L}` (`resid_pre_0`).
 
     `token_rows` are complete model inputs (BOS first, right-padded with the pad token or packed);
     BOS and pad positions are excluded from training. Rows are reused for several epochs when
@@ -118,7 +126,7 @@ def train_residual_saes(
     d_model = model.cfg.d_model
     device = str(model.cfg.device)
     steps = training_tokens // batch_size_tokens
-    names = {layer: f"layer_{layer}" for layer in layers}
+    names = {layer: sae_folder(layer) for layer in layers}
 
     sae_cfgs = {
         name: TopKTrainingSAEConfig(
