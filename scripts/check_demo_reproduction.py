@@ -2,14 +2,16 @@
 
     python scripts/check_demo_reproduction.py --regenerated runs/demo_world/model
 
-Evaluates both model directories on the same held-out documents and prompts (regenerated from
-the corpus seed) and prints each topic's held-out loss, IOI and greater-than accuracy side by
-side. Exits 1 if any held-out loss differs by more than `--tolerance` (relative, default 2%).
+Evaluates both model directories on the model card's documents (the validation and held-out
+documents of the shipped corpus.jsonl) and prompts, and prints each topic's loss, IOI and
+greater-than accuracy side by side. Exits 1 if any loss differs by more than `--tolerance`
+(relative, default 2%).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -17,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from callbacks.language_model_evaluation import evaluate_language_model  # noqa: E402
-from circuitforge.demo_world.corpus import generate_corpus  # noqa: E402
+from circuitforge.demo_world.corpus import Document  # noqa: E402
 from circuitforge.model.local_dir import load_model_dir  # noqa: E402
 
 
@@ -25,12 +27,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shipped", type=Path, default=ROOT / "assets" / "demo" / "model")
     parser.add_argument("--regenerated", type=Path, required=True)
-    parser.add_argument("--corpus-seed", type=int, default=0)
-    parser.add_argument("--heldout-per-topic", type=int, default=200)
+    parser.add_argument("--corpus", type=Path, default=ROOT / "assets" / "demo" / "corpus.jsonl")
     parser.add_argument("--tolerance", type=float, default=0.02)
     args = parser.parse_args()
 
-    heldout = generate_corpus(0, args.heldout_per_topic, args.corpus_seed)
+    records = [json.loads(line) for line in args.corpus.read_text().splitlines()]
+    heldout = [Document(**r) for r in records if r["split"] != "train"]  # the model card's data
     results = {}
     for label, path in (("shipped", args.shipped), ("regenerated", args.regenerated)):
         model = load_model_dir(path)
