@@ -8,44 +8,10 @@ numbers go to TensorBoard as `eval/...` scalars.
 
 from __future__ import annotations
 
-from typing import Any
-
 import lightning as L
-import torch
 
 from callbacks.result_callback import ResultCallback
-from circuitforge.demo_world.corpus import greater_than_prompts, ioi_prompts
-from circuitforge.demo_world.evaluation import (
-    greater_than_accuracy,
-    ioi_accuracy,
-    loss_per_topic,
-)
-
-
-def evaluate_language_model(model, heldout_documents, n_prompts: int, seed: int) -> dict[str, Any]:
-    """Loss per topic and split; IOI on held-out names and/or templates; greater-than."""
-    was_training = model.training
-    model.eval()
-    split = {s: [d for d in heldout_documents if d.split == s] for s in ("validation", "heldout")}
-    ioi_sets = {  # (held-out names, held-out templates)
-        "ioi_heldout_names_and_templates": (True, True),
-        "ioi_heldout_names_training_templates": (True, False),
-        "ioi_training_names_heldout_templates": (False, True),
-        "ioi_training_names_and_templates": (False, False),
-    }
-    with torch.no_grad():
-        result: dict[str, Any] = {
-            "validation_loss": loss_per_topic(model, split["validation"]),
-            "heldout_loss": loss_per_topic(model, split["heldout"]),
-        }
-        for name, (names, templates) in ioi_sets.items():
-            prompts = ioi_prompts(n_prompts, seed, heldout=names, heldout_templates=templates)
-            result[name] = ioi_accuracy(model, prompts)
-        result["greater_than_heldout_nouns"] = greater_than_accuracy(
-            model, greater_than_prompts(n_prompts, seed)
-        )
-    model.train(was_training)
-    return result
+from circuitforge.demo_world.evaluation import evaluate_language_model
 
 
 class LanguageModelEvaluation(ResultCallback):

@@ -13,24 +13,19 @@ import json
 from pathlib import Path
 
 import lightning as L
-import torch
 from jaxtyping import Int
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from circuitforge.data.padding import right_padded
 from circuitforge.demo_world.corpus import PATCHSCOPE_PROMPT, Document, generate_corpus
 from circuitforge.demo_world.tokenizer import BOS, EOS, train_word_tokenizer
 from circuitforge.model.local_dir import load_tokenizer
 
 
-def document_rows(documents: list[list[int]], bos: int, eos: int, context: int) -> list[Tensor]:
+def document_rows(documents: list[list[int]], bos: int, eos: int, context: int) -> list[list[int]]:
     """`<bos> ids <eos>` per document, cut to `context` tokens."""
-    return [torch.tensor([bos, *ids, eos][:context], dtype=torch.long) for ids in documents]
-
-
-def right_pad(rows: list[Tensor], pad: int) -> Int[Tensor, "row pos"]:
-    """Rows padded with `pad` to the longest one."""
-    return torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=pad)
+    return [[bos, *ids, eos][:context] for ids in documents]
 
 
 class DemoCorpusDataModule(L.LightningDataModule):
@@ -58,8 +53,8 @@ class DemoCorpusDataModule(L.LightningDataModule):
         self.out_dir = Path(out_dir)
         self.documents: list[Document] = []
         self.tokenizer = None
-        self.train_rows: list[Tensor] = []
-        self.val_rows: list[Tensor] = []
+        self.train_rows: list[list[int]] = []
+        self.val_rows: list[list[int]] = []
 
     @property
     def tokenizer_path(self) -> Path:
@@ -86,13 +81,13 @@ class DemoCorpusDataModule(L.LightningDataModule):
         self.train_rows = self._rows([d.text for d in self.documents if d.split == "train"])
         self.val_rows = self._rows([d.text for d in self.heldout_documents])
 
-    def _rows(self, texts: list[str]) -> list[Tensor]:
+    def _rows(self, texts: list[str]) -> list[list[int]]:
         ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
         vocab = self.tokenizer.get_vocab()
         return document_rows(ids, vocab[BOS], vocab[EOS], self.context)
 
-    def _collate(self, rows: list[Tensor]) -> Int[Tensor, "row pos"]:
-        return right_pad(rows, self.tokenizer.pad_token_id)
+    def _collate(self, rows: list[list[int]]) -> Int[Tensor, "row pos"]:
+        return right_padded(rows, self.tokenizer.pad_token_id)
 
     @property
     def d_vocab(self) -> int:

@@ -166,8 +166,8 @@ same held-out data and fails if a loss differs by more than 2%.
 
 def evaluate(model_dir: Path, corpus: Path) -> dict:
     """The shipped model's numbers, measured here on the validation and held-out documents."""
-    from callbacks.language_model_evaluation import evaluate_language_model
     from circuitforge.demo_world.corpus import Document
+    from circuitforge.demo_world.evaluation import evaluate_language_model
     from circuitforge.model.local_dir import load_model_dir
 
     records = [json.loads(line) for line in corpus.read_text().splitlines()]

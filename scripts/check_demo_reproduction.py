@@ -18,8 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from callbacks.language_model_evaluation import evaluate_language_model  # noqa: E402
 from circuitforge.demo_world.corpus import Document  # noqa: E402
+from circuitforge.demo_world.evaluation import evaluate_language_model  # noqa: E402
 from circuitforge.model.local_dir import load_model_dir  # noqa: E402
 
 

@@ -4,6 +4,7 @@ import re
 
 import torch
 
+from circuitforge.data.padding import right_padded
 from circuitforge.data.texts import load_texts
 from circuitforge.data.top_contexts import top_contexts
 from circuitforge.demo_world.corpus import (
@@ -22,7 +23,7 @@ from circuitforge.demo_world.evaluation import (
 )
 from circuitforge.demo_world.tokenizer import SPECIAL_TOKENS, train_word_tokenizer
 from circuitforge.model.local_dir import load_tokenizer
-from datamodules.demo_corpus import document_rows, right_pad
+from datamodules.demo_corpus import document_rows
 from tests.conftest import DEMO_CORPUS, DEMO_MODEL
 
 
@@ -80,7 +81,7 @@ def _shipped_tokenizer():
 
 def test_document_rows_are_bos_text_eos_right_padded():
     rows = document_rows([[5] * 3, [6] * 10, [7] * 20], bos=1, eos=2, context=16)
-    batch = right_pad(rows, pad=0)
+    batch = right_padded(rows, pad=0)
     assert batch.shape == (3, 16)
     assert batch[0].tolist() == [1, 5, 5, 5, 2] + [0] * 11
     assert batch[1].tolist() == [1] + [6] * 10 + [2] + [0] * 4

@@ -15,6 +15,8 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
+from circuitforge.data.padding import right_padded
+
 UnitReader = Callable[[Float[Tensor, "batch pos d"]], Float[Tensor, "batch pos unit"]]
 
 
@@ -49,13 +51,15 @@ def top_contexts(
         width = max(width, max(len(r) for r in ids))
     for start in range(0, len(rows_all), batch_size):
         rows = rows_all[start : start + batch_size]
-        tokens = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+        tokens = right_padded(rows, pad)  # this batch's width; ids below use the global one
         _, cache = model.run_with_cache(tokens, names_filter=hook_name, stop_at_layer=layer + 1)
         values = read(cache[hook_name]).float()  # [batch pos unit]
         values = values.masked_fill(((tokens == pad) | (tokens == bos))[..., None], -torch.inf)
         flat = values.flatten(0, 1)  # [(batch pos) unit]
-        index = torch.arange(start * width, start * width + flat.shape[0])[:, None]
-        index = index.expand(-1, flat.shape[1])
+        row, pos = torch.meshgrid(
+            torch.arange(start, start + len(rows)), torch.arange(tokens.shape[1]), indexing="ij"
+        )
+        index = (row * width + pos).flatten()[:, None].expand(-1, flat.shape[1])
         if best_values is not None:
             flat = torch.cat([best_values, flat])
             index = torch.cat([best_index, index])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -11,7 +12,14 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from circuitforge.demo_world.corpus import Document, GreaterThanPrompt, IOIPrompt
+from circuitforge.data.padding import right_padded
+from circuitforge.demo_world.corpus import (
+    Document,
+    GreaterThanPrompt,
+    IOIPrompt,
+    greater_than_prompts,
+    ioi_prompts,
+)
 
 
 def encode(model: HookedTransformer, texts: Sequence[str]) -> list[list[int]]:
@@ -19,11 +27,6 @@ def encode(model: HookedTransformer, texts: Sequence[str]) -> list[list[int]]:
     ids = model.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
     bos = model.tokenizer.bos_token_id
     return [row if row[:1] == [bos] else [bos, *row] for row in ids]
-
-
-def right_padded(rows: Sequence[Sequence[int]], pad: int) -> Int[Tensor, "row pos"]:
-    width = max(len(r) for r in rows)
-    return torch.tensor([list(r) + [pad] * (width - len(r)) for r in rows], dtype=torch.long)
 
 
 def next_token_losses(
@@ -114,3 +117,29 @@ def greater_than_accuracy(
         "year_token_mass": float(probs.sum(-1).mean()),
         "n": len(prompts),
     }
+
+
+def evaluate_language_model(model, heldout_documents, n_prompts: int, seed: int) -> dict[str, Any]:
+    """Loss per topic and split; IOI on held-out names and/or templates; greater-than."""
+    was_training = model.training
+    model.eval()
+    split = {s: [d for d in heldout_documents if d.split == s] for s in ("validation", "heldout")}
+    ioi_sets = {  # (held-out names, held-out templates)
+        "ioi_heldout_names_and_templates": (True, True),
+        "ioi_heldout_names_training_templates": (True, False),
+        "ioi_training_names_heldout_templates": (False, True),
+        "ioi_training_names_and_templates": (False, False),
+    }
+    with torch.no_grad():
+        result: dict[str, Any] = {
+            "validation_loss": loss_per_topic(model, split["validation"]),
+            "heldout_loss": loss_per_topic(model, split["heldout"]),
+        }
+        for name, (names, templates) in ioi_sets.items():
+            prompts = ioi_prompts(n_prompts, seed, heldout=names, heldout_templates=templates)
+            result[name] = ioi_accuracy(model, prompts)
+        result["greater_than_heldout_nouns"] = greater_than_accuracy(
+            model, greater_than_prompts(n_prompts, seed)
+        )
+    model.train(was_training)
+    return result

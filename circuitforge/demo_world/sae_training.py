@@ -25,6 +25,8 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
+from circuitforge.data.padding import right_padded
+
 RESID_HOOK = "blocks.{layer}.hook_resid_post"
 EMBEDDING = -1  # "layer -1": the residual stream before block 0, `blocks.0.hook_resid_pre`
 
@@ -78,9 +80,7 @@ def pad_documents(
     docs: list[list[int]], context: int, bos: int, pad: int
 ) -> Int[Tensor, "row pos"]:
     """One row per document: BOS + document (cut to `context`), right-padded to the longest."""
-    rows = [[bos, *doc][:context] for doc in docs]
-    width = max(len(r) for r in rows)
-    return torch.tensor([r + [pad] * (width - len(r)) for r in rows], dtype=torch.long)
+    return right_padded([[bos, *doc][:context] for doc in docs], pad)
 
 
 def train_residual_saes(
