@@ -1,5 +1,6 @@
 """Callbacks observe the run and write its results at epoch ends."""
 
+from callbacks.circuit_export import CircuitExport
 from callbacks.language_model_evaluation import LanguageModelEvaluation
 from callbacks.model_directory_export import ModelDirectoryExport
 from callbacks.optimization_report import OptimizationReport
@@ -7,6 +8,7 @@ from callbacks.patchscope_generation import PatchscopeGeneration
 from callbacks.sae_decomposition import SAEDecomposition
 
 __all__ = [
+    "CircuitExport",
     "LanguageModelEvaluation",
     "ModelDirectoryExport",
     "OptimizationReport",

@@ -1,6 +1,7 @@
 """Datamodules: text corpora (baselines, atlas) and, later, prompt pairs."""
 
 from datamodules.demo_corpus import DemoCorpusDataModule
+from datamodules.prompt_pairs import PromptPairDataModule
 from datamodules.text import TextDataModule
 
-__all__ = ["DemoCorpusDataModule", "TextDataModule"]
+__all__ = ["PromptPairDataModule", "DemoCorpusDataModule", "TextDataModule"]

@@ -20,6 +20,7 @@ from circuitforge.patchscope.constraints import NormConstraint, constrain_norm
 from circuitforge.patchscope.injection import resid_pre_hook_name
 from circuitforge.patchscope.objective import NeuronObjective, check_layers_and_neurons
 from circuitforge.patchscope.prompt import locate_placeholder
+from lightning_modules.checkpoint_identity import check_checkpoint_identity
 
 
 class _Unregistered:
@@ -172,14 +173,5 @@ class ResidualVectorModule(L.LightningModule):
         checkpoint["activation_history"] = self.activation_history
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        saved = checkpoint.get("circuitforge")
-        mine = self.experiment_identity()
-        if saved is None:
-            raise ValueError("this checkpoint was not written by a circuitforge run")
-        diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
-        if diff:
-            lines = "; ".join(
-                f"{k}: checkpoint {a!r}, this run {b!r}" for k, (a, b) in diff.items()
-            )
-            raise ValueError(f"checkpoint is from another model or experiment: {lines}")
+        check_checkpoint_identity(checkpoint, self.experiment_identity())
         self.activation_history = list(checkpoint.get("activation_history", []))

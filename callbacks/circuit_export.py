@@ -1,0 +1,190 @@
+"""CircuitExport: at each epoch end, the discrete circuit, evaluated, as JSON, text and PNG.
+
+Writes `{log_dir}/results/circuit.json` (`edges` with score and coefficient, `kept`,
+`n_edges_total`, `metrics`: kl, logit_diff_recovered, faithfulness, cpr/cmd when swept;
+`ground_truth_match` when a true circuit is given; `eap`: edge attribution patching computed
+by the same masked forward, at the same circuit size), `circuit.txt` (`9.6 <- 0.10, 3.0` per
+destination) and `circuit.png`; the same go to TensorBoard (scalars, text, image).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+import torch
+from PIL import Image
+from torchmetrics.functional.classification import binary_auroc
+
+from callbacks.result_callback import ResultCallback
+from circuitforge.edges.discrete import node_names, prune_dead_ends, top_edges
+from circuitforge.edges.evaluation import (
+    PreparedBatch,
+    edge_attribution_scores,
+    evaluate_coefficients,
+    faithfulness_sweep,
+)
+from circuitforge.edges.export import circuit_picture, circuit_text, edge_rows
+from circuitforge.results import write_result
+
+
+def load_true_edges(path: str, key: str) -> set[str]:
+    """Edge names from a circuit.json (`{key: [{src, dest, channel}, ...]}`)."""
+    data = json.loads(Path(path).read_text())
+    if key not in data:
+        raise KeyError(f"{path} has no {key!r}; it has {sorted(data)}")
+    names = set()
+    for e in data[key]:
+        channel = e.get("channel")
+        names.add(f"{e['src']}->{e['dest']}" + (f"[{channel}]" if channel else ""))
+    return names
+
+
+def ground_truth_match(edge_names: list[str], scores, keep, truth: set[str]) -> dict:
+    unknown = truth - set(edge_names)
+    if unknown:
+        raise ValueError(f"true edges not in this graph: {sorted(unknown)[:5]}")
+    kept = {n for n, k in zip(edge_names, keep.tolist()) if k}
+    labels = torch.tensor([n in truth for n in edge_names])
+    auc = (
+        binary_auroc(scores.float(), labels.long()).item()
+        if 0 < labels.sum() < len(labels)
+        else None
+    )
+    return {
+        "exact": kept == truth,
+        "n_true": len(truth),
+        "missing": sorted(truth - kept),
+        "extra": sorted(kept - truth),
+        "roc_auc": auc,
+    }
+
+
+def smallest_faithful_circuit(forward, prepared, scores, max_kl: float) -> torch.Tensor:
+    """The fewest top-scoring edges whose circuit has KL <= max_kl (binary search on the count,
+    assuming more edges never hurt; the full graph always qualifies)."""
+    low, high = 0, scores.numel()
+    while low < high:
+        middle = (low + high) // 2
+        keep = prune_dead_ends(forward.graph, top_edges(scores, middle))
+        if evaluate_coefficients(forward, prepared, keep.float())["kl"] <= max_kl:
+            high = middle
+        else:
+            low = middle + 1
+    return top_edges(scores, low)
+
+
+class CircuitExport(ResultCallback):
+    result_name = "circuit"
+
+    def __init__(
+        self,
+        sweep: bool = True,
+        compare_eap: bool = True,
+        ground_truth: str | None = None,
+        ground_truth_key: str | None = None,
+    ) -> None:
+        """Args:
+        sweep: evaluate the MIB curve (0.1%..100% of edges by score) and report CPR and CMD.
+        compare_eap: also score edges by edge attribution patching and evaluate its circuit
+            of the same size (and its sweep).
+        ground_truth: a JSON file listing the true edges (a tracr fixture's circuit.json).
+        ground_truth_key: which list of that file is the truth; default `edges_{ablation}_ablation`
+            (`edges_interchange_ablation`, ...) for the run's ablation.
+        """
+        super().__init__()
+        self.sweep, self.compare_eap = sweep, compare_eap
+        self.ground_truth, self.ground_truth_key = ground_truth, ground_truth_key
+        self._prepared: list[PreparedBatch] | None = None
+        self._eap_scores: torch.Tensor | None = None
+
+    def prepared(self, trainer: L.Trainer, module) -> list[PreparedBatch]:
+        if self._prepared is None:
+            batches = trainer.datamodule.validation_batches()
+            self._prepared = [
+                PreparedBatch(module.masked_forward, b, module.ablation) for b in batches
+            ]
+        return self._prepared
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module) -> None:
+        result = self.evaluate(trainer, module)
+        slim = {"epoch": trainer.current_epoch, "step": trainer.global_step, **result["metrics"]}
+        self.history.append(slim)
+        if trainer.is_global_zero and trainer.log_dir is not None:
+            self.export(trainer, module, result)
+
+    @torch.no_grad()
+    def evaluate(self, trainer: L.Trainer, module) -> dict:
+        forward, graph = module.masked_forward, module.graph
+        prepared = self.prepared(trainer, module)
+        scores = module.scores().cpu()
+        coefficients = module.coefficients().detach().cpu()
+        if module.keep_edges is not None:
+            keep = top_edges(scores, module.keep_edges)
+        elif module.keep_kl is not None:
+            keep = smallest_faithful_circuit(forward, prepared, scores, module.keep_kl)
+        else:
+            keep = coefficients >= module.keep_threshold
+        keep = prune_dead_ends(graph, keep)
+        metrics = {
+            "n_edges": int(keep.sum()),
+            **evaluate_coefficients(forward, prepared, keep.float()),
+        }
+        metrics["faithfulness"] = metrics.get("logit_diff_recovered", None)
+        result: dict = {"metrics": metrics}
+        if self.sweep:
+            curve = faithfulness_sweep(forward, prepared, scores)
+            metrics |= {"cpr": curve["cpr"], "cmd": curve["cmd"]}
+            result["sweep"] = curve["points"]
+        if self.compare_eap:
+            with torch.enable_grad():
+                if self._eap_scores is None:
+                    self._eap_scores = edge_attribution_scores(forward, prepared, module.objective)
+            eap_keep = prune_dead_ends(graph, top_edges(self._eap_scores, int(keep.sum())))
+            eap = {
+                "n_edges": int(eap_keep.sum()),
+                **evaluate_coefficients(forward, prepared, eap_keep.float()),
+            }
+            if self.sweep:
+                curve = faithfulness_sweep(forward, prepared, self._eap_scores)
+                eap |= {"cpr": curve["cpr"], "cmd": curve["cmd"]}
+            eap["nodes"] = node_names(graph, eap_keep)
+            result["eap"] = eap
+        names = [e.name for e in graph.edges]
+        if self.ground_truth is not None:
+            key = self.ground_truth_key or f"edges_{module.ablation}_ablation"
+            truth = load_true_edges(self.ground_truth, key)
+            result["ground_truth_match"] = ground_truth_match(names, scores, keep, truth)
+            if self.compare_eap:
+                result["eap"]["ground_truth_match"] = ground_truth_match(
+                    names, self._eap_scores, eap_keep, truth
+                )
+        result |= {
+            "graph": graph.describe(),
+            "nodes": node_names(graph, keep),
+            "kept": [n for n, k in zip(names, keep.tolist()) if k],
+            "n_edges_total": len(names),
+            "edges": edge_rows(graph, scores, coefficients, keep),
+            "_keep": keep,
+            "_coefficients": coefficients,
+        }
+        return result
+
+    def export(self, trainer: L.Trainer, module, result: dict) -> None:
+        keep, coefficients = result.pop("_keep"), result.pop("_coefficients")
+        entry = {"epoch": trainer.current_epoch, "step": trainer.global_step, **result}
+        write_result(trainer.log_dir, self.result_name, entry, self.history)
+        folder = Path(trainer.log_dir) / "results"
+        text = circuit_text(module.graph, keep.tolist())
+        (folder / "circuit.txt").write_text(text)
+        picture = circuit_picture(module.graph, keep.tolist(), coefficients.tolist())
+        Image.fromarray(picture).save(folder / "circuit.png")
+        writer = self.tensorboard(trainer)
+        if writer is not None:
+            step = trainer.global_step
+            for key, value in result["metrics"].items():
+                if isinstance(value, (int, float)):
+                    writer.add_scalar(f"circuit/{key}", value, step)
+            writer.add_text("circuit/text", "```\n" + text + "```", step)
+            writer.add_image("circuit/graph", picture, step, dataformats="HWC")

@@ -1,0 +1,1 @@
+"""Edge circuits: the graph, the one-pass masked forward, its slow reference, attribution."""

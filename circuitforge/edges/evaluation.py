@@ -1,0 +1,149 @@
+"""Evaluate coefficient vectors (discrete circuits, sweeps) and score edges by attribution.
+
+A `Batch` is a dict of `clean`, `corrupt`, `read`, `answer`, `wrong_answer` tensors (see
+`circuitforge.tasks.prompt_pairs`). Everything here runs the one-pass masked forward.
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from circuitforge.edges.discrete import prune_dead_ends, top_edges
+from circuitforge.edges.masked_forward import Ablation, MaskedForward, dense_coefficients
+from circuitforge.edges.objectives import (
+    faithfulness,
+    kl_to_full,
+    logit_difference,
+    read_log_probs,
+)
+
+MIB_FRACTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+class PreparedBatch:
+    """A batch with its ablation run and the full model's outputs, computed once."""
+
+    def __init__(self, forward: MaskedForward, batch: dict, ablation: Ablation) -> None:
+        self.batch = batch
+        clean_run, clean_logits = forward.record(batch["clean"])
+        corrupt_run, _ = (
+            forward.record(batch["corrupt"]) if ablation == "interchange" else (None, None)
+        )
+        self.ablated = forward.ablation(ablation, clean_run, corrupt_run)
+        self.full_log_probs = read_log_probs(clean_logits, batch["read"])
+        self.has_answer = bool((batch["answer"] >= 0).all())
+        with torch.no_grad():
+            empty = forward(batch["clean"], self.ablated, self._grid(forward, 0.0))
+        self.empty_kl = kl_to_full(self.full_log_probs, empty, batch["read"])
+        if self.has_answer:
+            self.full_ld = self.logit_diff(clean_logits)
+            self.empty_ld = self.logit_diff(empty)
+
+    @staticmethod
+    def _grid(forward: MaskedForward, value: float) -> Tensor:
+        n = len(forward.graph.edges)
+        return dense_coefficients(forward.graph, torch.full((n,), value))
+
+    def logit_diff(self, logits: Tensor) -> Tensor:
+        b = self.batch
+        return logit_difference(logits, b["read"], b["answer"], b["wrong_answer"])
+
+
+@torch.no_grad()
+def evaluate_coefficients(
+    forward: MaskedForward, prepared: list[PreparedBatch], coefficients: Float[Tensor, " edge"]
+) -> dict[str, float]:
+    """KL to the full model, and (with answers) logit difference and its recovered fraction."""
+    grid = dense_coefficients(forward.graph, coefficients.float())
+    kl, ld, full, empty = [], [], [], []
+    for p in prepared:
+        logits = forward(p.batch["clean"], p.ablated, grid)
+        kl.append(kl_to_full(p.full_log_probs, logits, p.batch["read"]))
+        if p.has_answer:
+            ld.append(p.logit_diff(logits))
+            full.append(p.full_ld)
+            empty.append(p.empty_ld)
+    out = {"kl": torch.cat(kl).mean().item()}
+    if ld:
+        m_c, m_f, m_e = (torch.cat(x).mean() for x in (ld, full, empty))
+        out |= {
+            "logit_diff": m_c.item(),
+            "logit_diff_full": m_f.item(),
+            "logit_diff_empty": m_e.item(),
+            "logit_diff_recovered": faithfulness(m_c, m_f, m_e).item(),
+        }
+    return out
+
+
+def faithfulness_sweep(
+    forward: MaskedForward,
+    prepared: list[PreparedBatch],
+    scores: Float[Tensor, " edge"],
+    fractions: tuple[float, ...] = MIB_FRACTIONS,
+) -> dict:
+    """MIB's curve: keep the top fraction of edges by score, faithfulness of each circuit.
+
+    CPR = area under faithfulness(fraction) (trapezoid, higher is better), CMD = area under
+    |1 - faithfulness| (lower is better), both over fractions 0.001..1 on a linear axis.
+    Faithfulness is the recovered logit difference, or 1 - KL/KL(empty) without answers.
+    """
+    points = []
+    for fraction in fractions:
+        keep = top_edges(scores, round(fraction * scores.numel()))
+        metrics = evaluate_coefficients(forward, prepared, keep.float())
+        if "logit_diff_recovered" in metrics:
+            f = metrics["logit_diff_recovered"]
+        else:
+            empty = torch.cat([p.empty_kl for p in prepared]).mean().item()
+            f = 1 - metrics["kl"] / empty
+        points.append(
+            {"fraction": fraction, "n_edges": int(keep.sum()), "faithfulness": f, **metrics}
+        )
+    return {
+        "points": points,
+        **area_metrics([p["fraction"] for p in points], [p["faithfulness"] for p in points]),
+    }
+
+
+def area_metrics(x: list[float], f: list[float]) -> dict[str, float]:
+    cpr = sum((x[i + 1] - x[i]) * (f[i] + f[i + 1]) / 2 for i in range(len(x) - 1))
+    cmd = sum(
+        (x[i + 1] - x[i]) * (abs(1 - f[i]) + abs(1 - f[i + 1])) / 2 for i in range(len(x) - 1)
+    )
+    return {"cpr": cpr, "cmd": cmd}
+
+
+def edge_attribution_scores(
+    forward: MaskedForward, prepared: list[PreparedBatch], objective: str
+) -> Float[Tensor, " edge"]:
+    """Edge attribution patching (Syed et al.): d(metric)/d(coefficient) at all coefficients 1.
+
+    With the masked forward this is exactly (out_s - ablated_out_s) . d(metric)/d(input_slot),
+    the EAP score, for every edge in one backward pass per batch. Returned as |score|.
+    """
+    n = len(forward.graph.edges)
+    total = torch.zeros(n)
+    for p in prepared:
+        coefficients = torch.ones(n, requires_grad=True)
+        logits = forward(
+            p.batch["clean"], p.ablated, dense_coefficients(forward.graph, coefficients)
+        )
+        if objective == "logit_diff":
+            metric = p.logit_diff(logits).mean()
+        else:  # the KL's gradient vanishes at the full model: use the full model's prediction
+            predicted = p.full_log_probs.argmax(-1, keepdim=True)
+            metric = read_log_probs(logits, p.batch["read"]).gather(-1, predicted).mean()
+        (grad,) = torch.autograd.grad(metric, coefficients)
+        total += grad.detach().cpu()
+    return (total / max(1, len(prepared))).abs()
+
+
+def discrete_circuit(graph, scores: Tensor, n_keep: int | None, threshold: float | None) -> Tensor:
+    """Keep `n_keep` top edges, or those with score >= threshold; then drop dead ends."""
+    if n_keep is not None:
+        keep = top_edges(scores, n_keep)
+    else:
+        keep = scores.detach().cpu() >= threshold
+    return prune_dead_ends(graph, keep)

@@ -1,0 +1,130 @@
+"""Prompt pairs (clean, corrupt, answer, wrong answer) for edge-circuit discovery.
+
+Tasks: `ioi` (Wang et al. templates and names, ABC corruption; for GPT-2), `greater_than`
+(Hanna et al.; for GPT-2), `demo_ioi` and `demo_greater_than` (the embedded demo model's own
+tasks), `jsonl` (a file of `{clean, corrupt, answer, wrong_answer}`, `path`), `tracr` (a
+converted tracr program folder, `path`). The pairs are tokenised once the module hands over
+the frozen model (`bind_model`); validation pairs are drawn with another seed (or, for JSONL,
+are the file's last `n_validation` lines).
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from circuitforge.tasks.demo_tasks import demo_greater_than_pairs, demo_ioi_pairs
+from circuitforge.tasks.greater_than import greater_than_pairs
+from circuitforge.tasks.ioi import ioi_pairs
+from circuitforge.tasks.prompt_pairs import PairTensors, read_jsonl, tokenize_pairs
+from circuitforge.tasks.tracr_task import length_batches, tracr_pairs
+
+GENERATED = {
+    "ioi": ioi_pairs,
+    "greater_than": greater_than_pairs,
+    "demo_ioi": demo_ioi_pairs,
+    "demo_greater_than": demo_greater_than_pairs,
+}
+TASKS = (*GENERATED, "jsonl", "tracr")
+
+
+class _Pairs(Dataset):
+    def __init__(self, pairs: PairTensors) -> None:
+        self.pairs = pairs
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int) -> dict:
+        return {**self.pairs.row(i), "index": torch.tensor(i)}
+
+
+def collate(rows: list[dict]) -> dict:
+    """Stack, and cut the right padding no prompt of this batch needs."""
+    batch = {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
+    width = int(batch["read"].any(0).nonzero().max()) + 1
+    for key in ("clean", "corrupt", "read"):
+        batch[key] = batch[key][:, :width]
+    return batch
+
+
+class PromptPairDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        task: str = "demo_ioi",
+        n_train: int = 64,
+        n_validation: int = 64,
+        batch_size: int = 16,
+        seed: int = 0,
+        path: str | None = None,
+        tracr_length: int | None = None,
+    ) -> None:
+        """Args:
+        task: one of ioi, greater_than, demo_ioi, demo_greater_than, jsonl, tracr.
+        n_train: training pairs (generated tasks and tracr).
+        n_validation: pairs the discrete circuit is evaluated on (never trained on).
+        batch_size: pairs per step.
+        seed: seed of the generated pairs (validation uses seed + 1).
+        path: the JSONL file, or the tracr fixture folder.
+        tracr_length: input length of tracr pairs (default: random, 1 to max_seq_len).
+        """
+        super().__init__()
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        if task in ("jsonl", "tracr") and path is None:
+            raise ValueError(f"task {task!r} needs a path")
+        self.task, self.n_train, self.n_validation = task, n_train, n_validation
+        self.batch_size, self.seed, self.path, self.tracr_length = (
+            batch_size,
+            seed,
+            path,
+            tracr_length,
+        )
+        self.train_pairs: PairTensors | None = None
+        self.validation_pairs: PairTensors | None = None
+        self._epoch = 0
+
+    def bind_model(self, model) -> None:
+        """Tokenise the pairs with the frozen model's tokenizer."""
+        if self.train_pairs is not None:
+            return
+        if self.task == "tracr":
+            self.train_pairs = tracr_pairs(self.path, self.n_train, self.seed, self.tracr_length)
+            self.validation_pairs = tracr_pairs(
+                self.path, self.n_validation, self.seed + 1, self.tracr_length
+            )
+            return
+        if model.tokenizer is None:
+            raise ValueError(f"task {self.task!r} needs a model with a tokenizer")
+        if self.task == "jsonl":
+            pairs = read_jsonl(self.path)
+            if len(pairs) <= self.n_validation:
+                raise ValueError(
+                    f"{self.path} has {len(pairs)} pairs; n_validation={self.n_validation} "
+                    "would leave none to train on"
+                )
+            cut = len(pairs) - self.n_validation
+            train, validation = pairs[:cut], pairs[cut:]
+        else:
+            make = GENERATED[self.task]
+            train = make(self.n_train, self.seed)
+            validation = make(self.n_validation, self.seed + 1)
+        self.train_pairs = tokenize_pairs(model, train)
+        self.validation_pairs = tokenize_pairs(model, validation)
+
+    def _loader(self, pairs: PairTensors | None, shuffle: bool) -> DataLoader:
+        if pairs is None:
+            raise RuntimeError("call bind_model(model) first (the module does it in setup)")
+        if self.task == "tracr":  # bidirectional attention: a batch must not mix lengths
+            seed = self.seed + self._epoch if shuffle else None
+            self._epoch += int(shuffle)
+            batches = length_batches(pairs.read, self.batch_size, seed)
+            return DataLoader(_Pairs(pairs), batch_sampler=batches, collate_fn=collate)
+        return DataLoader(_Pairs(pairs), self.batch_size, shuffle=shuffle, collate_fn=collate)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_pairs, shuffle=True)
+
+    def validation_batches(self) -> list[dict]:
+        return list(self._loader(self.validation_pairs, shuffle=False))

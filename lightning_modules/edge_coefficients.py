@@ -1,0 +1,201 @@
+"""EdgeCoefficientsModule: one learned coefficient per edge of the frozen model's graph.
+
+The coefficients (through a parameterisation: clamp, sigmoid or hard-concrete) are the only
+trainable parameters. Each step: one ablation run without gradients (the corrupted prompts),
+one masked forward with every coefficient applied (`circuitforge.edges.masked_forward`), loss =
+task faithfulness (logit difference to the full model's, or KL to its output) + a sparsity term
+that pushes the expected fraction of kept edges below a target lowered over
+`sparsity_warmup_steps`. The `CircuitExport` callback makes the circuit discrete and evaluates
+it at every epoch end.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import lightning as L
+import torch
+from torch import nn
+from transformer_lens import HookedTransformer
+
+from circuitforge.edges import parameterisation as param
+from circuitforge.edges.graph import EdgeGraph, GraphShape
+from circuitforge.edges.masked_forward import ABLATIONS, Ablation, MaskedForward, dense_coefficients
+from circuitforge.edges.objectives import kl_to_full, logit_difference
+from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
+from lightning_modules.checkpoint_identity import check_checkpoint_identity
+from lightning_modules.residual_vector import _Unregistered
+
+Objective = Literal["logit_diff", "kl", "mse"]
+
+
+class EdgeCoefficientsModule(L.LightningModule):
+    EXPERIMENT = "edge_coefficients"
+
+    def __init__(
+        self,
+        model: FrozenModelSpec,
+        split_qkv: bool = True,
+        include_mlp: bool = True,
+        per_position: int | None = None,
+        ablation: Ablation = "interchange",
+        parameterisation: param.Parameterisation = "sigmoid",
+        objective: Objective = "logit_diff",
+        lr: float = 0.1,
+        sparsity_weight: float = 1.0,
+        target_density: float = 0.0,
+        sparsity_warmup_steps: int = 100,
+        keep_edges: int | None = None,
+        keep_threshold: float = 0.5,
+        keep_kl: float | None = None,
+    ) -> None:
+        """Args:
+        model: the frozen language model.
+        split_qkv: separate edges into each head's Q, K and V inputs.
+        include_mlp: MLPs are nodes (else they always carry their clean-run values).
+        per_position: one edge per token position, for prompts of exactly this many tokens.
+        ablation: what a removed edge carries: `interchange` (the corrupted prompt's
+            activations), `zero` or `mean` (over the batch).
+        parameterisation: `clamp` (straight-through, the original), `sigmoid`, `hard_concrete`.
+        objective: `logit_diff` (|LD(circuit) - LD(full)| / |LD(full)|) or `kl` (to the full
+            model's output at the read positions), or `mse` (of the read logits; for tracr
+            programs, whose 0/1 logits make the KL nearly flat).
+        lr: Adam learning rate of the coefficient parameters.
+        sparsity_weight: weight of the sparsity term.
+        target_density: final target fraction of kept edges (expected); the target falls
+            linearly from 1 to this over `sparsity_warmup_steps`.
+        keep_edges: the discrete circuit keeps this many top edges; None = every edge whose
+            coefficient is >= `keep_threshold`.
+        keep_kl: instead, keep the fewest top-scoring edges whose discrete circuit's KL to the
+            full model on the validation pairs is <= this (binary search over the count).
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        if ablation not in ABLATIONS:
+            raise ValueError(f"ablation must be one of {ABLATIONS}, got {ablation!r}")
+        if objective not in ("logit_diff", "kl", "mse"):
+            raise ValueError(f"objective must be logit_diff, kl or mse, got {objective!r}")
+        self.spec, self.ablation, self.objective = model, ablation, objective
+        self.kind = param.check(parameterisation)
+        self.lr, self.sparsity_weight = lr, sparsity_weight
+        self.target_density, self.sparsity_warmup_steps = target_density, sparsity_warmup_steps
+        self.keep_edges, self.keep_threshold, self.keep_kl = keep_edges, keep_threshold, keep_kl
+        frozen = load_frozen_model(model)
+        self._frozen = _Unregistered(frozen)
+        self.graph = EdgeGraph(GraphShape.of(frozen), split_qkv, include_mlp, per_position)
+        self.masked_forward = MaskedForward(frozen, self.graph)
+        self.theta = nn.Parameter(param.initial_parameters(self.kind, len(self.graph.edges)))
+        self._full: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
+
+    # --- what the strategy and the callbacks read ------------------------------------------
+    @property
+    def frozen_model(self) -> HookedTransformer:
+        return self._frozen.model
+
+    @property
+    def injection_layer(self) -> int:
+        return 0
+
+    def experiment_identity(self) -> dict:
+        return {
+            "experiment": self.EXPERIMENT,
+            "model": self.spec.identity(),
+            "model_source": self.spec.describe(),
+            "graph": self.graph.describe(),
+            "parameterisation": self.kind,
+        }
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None or not hasattr(datamodule, "bind_model"):
+            raise ValueError(
+                "EdgeCoefficientsModule needs a prompt-pair datamodule (PromptPairDataModule)"
+            )
+        datamodule.bind_model(self.frozen_model)
+
+    def coefficients(self, sample: bool = False) -> torch.Tensor:
+        return param.coefficients(self.kind, self.theta, sample)
+
+    def scores(self) -> torch.Tensor:
+        return param.score(self.kind, self.theta)
+
+    # --- optimisation ------------------------------------------------------------------------
+    def _full_model(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The full model's logits at the read positions and logit difference, cached per
+        example (the model is frozen, so they never change)."""
+        missing = [i for i in batch["index"].tolist() if i not in self._full]
+        if missing:
+            with torch.no_grad():
+                logits = self.frozen_model(batch["clean"])
+            for row, i in enumerate(batch["index"].tolist()):
+                if i in missing:
+                    read = batch["read"][row : row + 1]
+                    ld = None
+                    if batch["answer"][row] >= 0:
+                        ld = logit_difference(
+                            logits[row : row + 1],
+                            read,
+                            batch["answer"][row : row + 1],
+                            batch["wrong_answer"][row : row + 1],
+                        )
+                    self._full[i] = (logits[row : row + 1][read], ld)
+        rows = [self._full[i] for i in batch["index"].tolist()]
+        lds = [ld for _, ld in rows]
+        return torch.cat([lp for lp, _ in rows]), None if None in lds else torch.cat(lds)
+
+    def target(self) -> float:
+        progress = min(1.0, self.global_step / max(1, self.sparsity_warmup_steps))
+        return 1.0 - (1.0 - self.target_density) * progress
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        full_logits, full_ld = self._full_model(batch)
+        with torch.no_grad():
+            if self.ablation == "interchange":
+                ablated = self.masked_forward.record(batch["corrupt"])[0]
+            else:
+                ablated = self.masked_forward.ablation(
+                    self.ablation, self.masked_forward.record(batch["clean"])[0], None
+                )
+        coefficients = self.coefficients(sample=True)
+        grid = dense_coefficients(self.graph, coefficients)
+        logits = self.masked_forward(batch["clean"], ablated, grid)
+        if self.objective == "kl":
+            full_log_probs = torch.log_softmax(full_logits.float(), dim=-1)
+            faithfulness_loss = kl_to_full(full_log_probs, logits, batch["read"]).mean()
+        elif self.objective == "mse":
+            faithfulness_loss = (logits[batch["read"]] - full_logits).pow(2).mean()
+        else:
+            if full_ld is None:
+                raise ValueError("this task has no answer tokens: use objective: kl")
+            ld = logit_difference(logits, batch["read"], batch["answer"], batch["wrong_answer"])
+            faithfulness_loss = (ld - full_ld).abs().mean() / full_ld.abs().mean().clamp_min(1e-6)
+        density = param.density(self.kind, self.theta)
+        target = self.target()
+        sparsity_loss = self.sparsity_weight * torch.relu(density - target)
+        loss = faithfulness_loss + sparsity_loss
+        self.log_dict(
+            {
+                "train/loss": loss,
+                "train/faithfulness_loss": faithfulness_loss,
+                "train/density": density,
+                "train/target_density": target,
+                "train/edges_kept": (self.coefficients() >= self.keep_threshold).sum().float(),
+            },
+            on_step=True,
+            on_epoch=False,
+            prog_bar=True,
+        )
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        param.project(self.kind, self.theta)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam([self.theta], lr=self.lr)
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["circuitforge"] = self.experiment_identity()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        check_checkpoint_identity(checkpoint, self.experiment_identity())
