@@ -49,6 +49,35 @@ def collate(rows: list[dict]) -> dict:
     return batch
 
 
+class EpochSeededBatches:
+    """Batches shuffled by (seed, epoch), so a resumed run sees the order an uninterrupted one
+    would (Lightning calls `set_epoch`). tracr rows are grouped by length: bidirectional
+    attention means a batch must not mix lengths."""
+
+    def __init__(self, pairs: PairTensors, size: int, by_length: bool, shuffle: bool, seed: int):
+        self.pairs, self.size, self.by_length = pairs, size, by_length
+        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def batches(self) -> list[list[int]]:
+        seed = self.seed + self.epoch if self.shuffle else None
+        if self.by_length:
+            return length_batches(self.pairs.read, self.size, seed)
+        n = len(self.pairs)
+        order = torch.arange(n)
+        if seed is not None:
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        return [order[i : i + self.size].tolist() for i in range(0, n, self.size)]
+
+    def __iter__(self):
+        return iter(self.batches())
+
+    def __len__(self) -> int:
+        return len(self.batches())
+
+
 class PromptPairDataModule(L.LightningDataModule):
     def __init__(
         self,
@@ -83,7 +112,6 @@ class PromptPairDataModule(L.LightningDataModule):
         )
         self.train_pairs: PairTensors | None = None
         self.validation_pairs: PairTensors | None = None
-        self._epoch = 0
 
     def bind_model(self, model) -> None:
         """Tokenise the pairs with the frozen model's tokenizer."""
@@ -116,12 +144,10 @@ class PromptPairDataModule(L.LightningDataModule):
     def _loader(self, pairs: PairTensors | None, shuffle: bool) -> DataLoader:
         if pairs is None:
             raise RuntimeError("call bind_model(model) first (the module does it in setup)")
-        if self.task == "tracr":  # bidirectional attention: a batch must not mix lengths
-            seed = self.seed + self._epoch if shuffle else None
-            self._epoch += int(shuffle)
-            batches = length_batches(pairs.read, self.batch_size, seed)
-            return DataLoader(_Pairs(pairs), batch_sampler=batches, collate_fn=collate)
-        return DataLoader(_Pairs(pairs), self.batch_size, shuffle=shuffle, collate_fn=collate)
+        batches = EpochSeededBatches(
+            pairs, self.batch_size, self.task == "tracr", shuffle, self.seed
+        )
+        return DataLoader(_Pairs(pairs), batch_sampler=batches, collate_fn=collate)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_pairs, shuffle=True)

@@ -1,0 +1,103 @@
+"""`train.py fit` on the edge configs: tracr circuits recovered exactly; demo IOI exports; resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import ROOT
+from train import main
+
+QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+
+
+def fit(tmp_path: Path, config: str, *extra: str):
+    args = [
+        "fit",
+        "--config",
+        str(ROOT / config),
+        f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
+        *QUIET,
+        *extra,
+    ]
+    return main(args)
+
+
+def result(cli) -> dict:
+    return json.loads((Path(cli.trainer.log_dir) / "results" / "circuit.json").read_text())
+
+
+def ablation_args(ablation: str) -> list[str]:
+    return [f"--model.init_args.ablation={ablation}"]
+
+
+FAST = [("hist", "zero"), ("hist", "interchange"), ("sort_unique", "interchange")]
+SLOW = [
+    (program, ablation)
+    for program in ("length", "reverse", "sort_unique", "count_less_freq", "hist")
+    for ablation in ("zero", "interchange")
+    if (program, ablation) not in FAST
+]
+
+
+def _recovers(tmp_path, program, ablation):
+    cli = fit(tmp_path, f"configs/edges/tracr_{program}.yaml", *ablation_args(ablation))
+    match = result(cli)["ground_truth_match"]
+    truth = json.loads((ROOT / f"tests/fixtures/tracr/{program}/circuit.json").read_text())
+    assert match["n_true"] == len(truth[f"edges_{ablation}_ablation"])
+    assert match["exact"], (match["missing"], match["extra"])
+
+
+@pytest.mark.parametrize("program,ablation", FAST)
+def test_tracr_circuit_is_recovered_exactly(tmp_path, program, ablation):
+    _recovers(tmp_path, program, ablation)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("program,ablation", SLOW)
+def test_tracr_circuit_is_recovered_exactly_slow(tmp_path, program, ablation):
+    if program == "count_less_freq":
+        pytest.xfail("not recovered yet: every coefficient collapses (see the issue 4 note)")
+    _recovers(tmp_path, program, ablation)
+
+
+DEMO = [
+    "--data.init_args.n_train=32",
+    "--data.init_args.n_validation=16",
+    "--data.init_args.batch_size=16",
+    "--model.init_args.sparsity_warmup_steps=4",
+]
+
+
+def test_demo_ioi_run_writes_the_circuit_files_and_resumes(tmp_path):
+    straight = fit(tmp_path / "a", "configs/edges/demo_ioi.yaml", *DEMO, "--trainer.max_epochs=3")
+    out = result(straight)
+    assert out["n_edges_total"] == 479 and len(out["edges"]) == 479
+    assert set(out["metrics"]) >= {"kl", "logit_diff_recovered", "cpr", "cmd", "n_edges"}
+    assert out["kept"] == [
+        e["src"] + "->" + e["dest"] + (f"[{e['channel']}]" if e["channel"] else "")
+        for e in out["edges"]
+        if e["kept"]
+    ]
+    assert "n_edges" in out["eap"] and [h["epoch"] for h in out["history"]] == [0, 1, 2]
+    folder = Path(straight.trainer.log_dir) / "results"
+    text = (folder / "circuit.txt").read_text().splitlines()
+    assert text and all(" <- " in line for line in text)
+    assert (folder / "circuit.png").stat().st_size > 1000
+    ckpt = torch.load(Path(straight.trainer.log_dir) / "checkpoints/last.ckpt", weights_only=False)
+    assert set(ckpt["state_dict"]) == {"theta"}  # no frozen weights
+
+    fit(tmp_path / "b", "configs/edges/demo_ioi.yaml", *DEMO, "--trainer.max_epochs=1")
+    resumed = fit(
+        tmp_path / "b",
+        "configs/edges/demo_ioi.yaml",
+        *DEMO,
+        "--trainer.max_epochs=3",
+        "--ckpt_path=last",
+    )
+    assert resumed.trainer.global_step == straight.trainer.global_step
+    assert torch.allclose(resumed.model.theta, straight.model.theta, atol=1e-6)
+    assert [h["epoch"] for h in result(resumed)["history"]] == [0, 1, 2]
