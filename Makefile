@@ -40,6 +40,7 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/patchscope.py
+	$(PY) bench/edges.py
 
 clean:
 	rm -rf runs lightning_logs

@@ -114,9 +114,7 @@ def run_method(method: str, model_dir: str, batch_file: str, steps: int) -> dict
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if method == "autocircuit":
         if not AUTOCIRCUIT_PYTHON.exists():
-            return {
-                "skipped": f"no auto-circuit venv at {AUTOCIRCUIT_PYTHON} (see the worker's docstring)"
-            }
+            return {"skipped": f"no auto-circuit venv at {AUTOCIRCUIT_PYTHON} (worker docstring)"}
         command = [
             str(AUTOCIRCUIT_PYTHON),
             str(ROOT / "bench/autocircuit_worker.py"),

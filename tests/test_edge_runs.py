@@ -1,4 +1,4 @@
-"""`train.py fit` on the edge configs: tracr circuits recovered exactly; demo IOI exports; resume."""
+"""`train.py fit` on the edge configs: tracr circuits recovered exactly; demo IOI; resume."""
 
 from __future__ import annotations
 

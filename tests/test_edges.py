@@ -115,7 +115,7 @@ def test_dead_end_pruning_matches_a_reachability_search():
         pruned = prune_dead_ends(graph, keep)
         kept = [e for e, k in zip(graph.edges, keep.tolist()) if k]
 
-        def reaches_logits(node, seen=()):
+        def reaches_logits(node, kept=kept):
             if node.kind == "logits":
                 return True
             return any(reaches_logits(e.dest) for e in kept if e.src == node)
