@@ -1,7 +1,6 @@
 """auto-circuit's learned-mask training (Subnetwork Edge Probing) as a benchmark peer.
 
-Runs in its OWN venv (auto-circuit needs transformer-lens 2.18; circuitforge uses 3.9) and must not
-import circuitforge. Set up the venv with (torch first, so pip keeps the CPU build):
+Runs in its OWN venv (auto-circuit needs transformer-lens 2.18), never imports circuitforge:
 
     python3 -m venv /work/venvs/autocircuit
     /work/venvs/autocircuit/bin/pip install torch==2.13.0
@@ -43,22 +42,12 @@ Resid End), `slice_output="last_seq"`, `seq_len=None` (edges are not per token).
 are those of auto-circuit's `load_tl_model` (use_attn_result, use_attn_in, use_split_qkv_input,
 use_hook_mlp_in; weights frozen, eval mode).
 
-Timing: the library exposes only the whole-training call (which first runs a clean forward and the
-tokenwise-mean-corrupt ablation pass). `step_s` is measured inside that call by timestamping each
-Adam `step()` (the optimizer class the function looks up is swapped for a subclass that only records
-`time.perf_counter()` after each step); the interval between consecutive steps is one full training
-step (mask sampling, patched forward, loss, backward, Adam). Warmup steps are excluded. With
-`--timing both` (default) the worker also times whole calls with `warmup` and `warmup + steps`
-epochs and reports `(T_long - T_short) / steps` as `step_s_diff`, as a cross-check.
+Timing: `step_s` timestamps each Adam `step()` inside the library's whole-training call (one
+full step between stamps; warmup excluded); `--timing both` also reports `step_s_diff`, the
+difference of whole calls with `warmup` and `warmup + steps` epochs, divided by `steps`.
 
-Memory: `rss_before_mb` is VmRSS just before training (after gc and `malloc_trim`), `peak_rss_mb`
-is `ru_maxrss` of the process after training (lifetime peak, includes loading), and
-`peak_rss_train_mb` is VmHWM after resetting it (`/proc/self/clear_refs`) just before training,
-i.e. the peak inside the training window only. Training memory = peak - rss_before.
-
-Also reported: `plain_forward_backward_s`, a plain forward+backward of the same model without
-auto-circuit's flags (grads to all weights), timed in the same process, and `step_over_plain_fb`.
-
+Memory: `rss_before_mb` (VmRSS before training), `peak_rss_mb` (ru_maxrss, lifetime) and
+`peak_rss_train_mb` (VmHWM reset just before training); training memory = peak - rss_before.
 Prints exactly one final line `RESULT {json}`.
 """
 

@@ -3,17 +3,9 @@
     OMP_NUM_THREADS=1 .venv/bin/python scripts/tracr/convert_to_model_dirs.py \
         --raw /tmp/tracr_raw --out tests/fixtures/tracr
 
-`--raw` holds what `scripts/tracr/compile_programs.py` (tracr venv) wrote. For every program,
-`<out>/<program>/` gets a local model directory (`config.json`, `model.safetensors`,
-`manifest.json`, written by `circuitforge.model.local_dir.save_model_dir`) plus
-- `tracr.json`: program, description, vocabulary in token-id order, BOS, max_seq_len, output
-  labels (logit index -> value), the residual labels, the examples with tracr's decoded outputs
-  and tracr's raw output-space activations;
-- `circuit.json`: the edges read off the weights (see `circuit_from_weights`), and which of
-  them change the output when ablated alone, under zero and interchange ablation
-  (see `ablation_effects`).
-Both are listed in the manifest. Before writing, the converted model is checked against tracr:
-same argmax as tracr's decoding, and output space and final residual within 1e-5 of tracr's.
+`--raw`: what `compile_programs.py` wrote. Writes a model directory plus `tracr.json` and
+`circuit.json` (`circuit_from_weights`, `ablation_effects`) per program, after checking the
+model against tracr (argmax, output space and final residual within 1e-5).
 """
 
 from __future__ import annotations
@@ -86,8 +78,7 @@ def build_model(meta: dict, weights: dict[str, np.ndarray]) -> HookedTransformer
             state[f"blocks.{layer}.mlp.b_in"] = t(weights[f"{mlp}.linear_1.b"])
             state[f"blocks.{layer}.mlp.W_out"] = t(weights[f"{mlp}.linear_2.w"])
             state[f"blocks.{layer}.mlp.b_out"] = t(weights[f"{mlp}.linear_2.b"])
-    # Unembedding from the residual labels of the output SOp (not np.eye: the output directions
-    # sit wherever their labels sort among all residual labels).
+    # Unembedding from the output SOp's residual labels (not np.eye: DESIGN.md).
     w_u = torch.zeros(d_model, cfg.d_vocab_out)
     for j, label in enumerate(meta["output_space_labels"]):
         w_u[labels.index(label), j] = 1.0
@@ -98,9 +89,6 @@ def build_model(meta: dict, weights: dict[str, np.ndarray]) -> HookedTransformer
         raise ValueError(f"{meta['program']}: tracr biases are not zero: {nonzero}")
     model.load_state_dict(state, strict=True)
     return model.eval()
-
-
-# --- the circuit read off the weights ---------------------------------------------------------
 
 
 def node_order(n_layers: int, n_heads: int) -> list[str]:
@@ -202,9 +190,6 @@ def edge_key(edge: dict) -> str:
     return f"{edge['src']}->{edge['dest']}{channel}"
 
 
-# --- which edges matter under an ablation (TransformerLens hooks) ------------------------------
-
-
 def _group_by_length(examples: list[dict]) -> list[list[int]]:
     groups: dict[int, list[int]] = {}
     for i, ex in enumerate(examples):
@@ -241,13 +226,8 @@ def _dest_hook(model: HookedTransformer, dest: str, channel: str | None):
 
 
 def ablation_effects(model: HookedTransformer, examples: list[dict], edges: list[dict]) -> dict:
-    """Per edge and ablation: the largest change of a logit at a non-BOS position, and at how
-    many (example, position) the argmax changes, when only that edge is ablated.
-
-    zero: the destination does not see the source's output. interchange: it sees the source's
-    output on the corrupted input of `interchange_pairs` instead (same length). One edge at a
-    time, so the source's own output is its clean one.
-    """
+    """Per edge, only that edge ablated (zero: dest does not see the source; interchange: sees
+    its output on the paired input): largest non-BOS logit change, argmax changes."""
     model.set_use_split_qkv_input(True)
     model.set_use_hook_mlp_in(True)
     pairs = dict(map(tuple, interchange_pairs(examples)))
@@ -284,9 +264,6 @@ def ablation_effects(model: HookedTransformer, examples: list[dict], edges: list
     model.set_use_split_qkv_input(False)
     model.set_use_hook_mlp_in(False)
     return effects
-
-
-# --- conversion -------------------------------------------------------------------------------
 
 
 def _round(x: float) -> float:
