@@ -21,6 +21,7 @@ from callbacks.result_callback import ResultCallback
 from circuitforge.edges.discrete import node_names, prune_dead_ends, top_edges
 from circuitforge.edges.evaluation import (
     PreparedBatch,
+    discrete_circuit,
     edge_attribution_scores,
     evaluate_coefficients,
     faithfulness_sweep,
@@ -61,20 +62,6 @@ def ground_truth_match(edge_names: list[str], scores, keep, truth: set[str]) -> 
     }
 
 
-def smallest_faithful_circuit(forward, prepared, scores, max_kl: float) -> torch.Tensor:
-    """The fewest top-scoring edges whose circuit has KL <= max_kl (binary search on the count,
-    assuming more edges never hurt; the full graph always qualifies)."""
-    low, high = 0, scores.numel()
-    while low < high:
-        middle = (low + high) // 2
-        keep = prune_dead_ends(forward.graph, top_edges(scores, middle))
-        if evaluate_coefficients(forward, prepared, keep.float())["kl"] <= max_kl:
-            high = middle
-        else:
-            low = middle + 1
-    return top_edges(scores, low)
-
-
 class CircuitExport(ResultCallback):
     result_name = "circuit"
 
@@ -98,6 +85,7 @@ class CircuitExport(ResultCallback):
         self.ground_truth, self.ground_truth_key = ground_truth, ground_truth_key
         self._prepared: list[PreparedBatch] | None = None
         self._eap_scores: torch.Tensor | None = None
+        self._eap_curve: dict = {}
 
     def prepared(self, trainer: L.Trainer, module) -> list[PreparedBatch]:
         if self._prepared is None:
@@ -120,13 +108,15 @@ class CircuitExport(ResultCallback):
         prepared = self.prepared(trainer, module)
         scores = module.scores().cpu()
         coefficients = module.coefficients().detach().cpu()
-        if module.keep_edges is not None:
-            keep = top_edges(scores, module.keep_edges)
-        elif module.keep_kl is not None:
-            keep = smallest_faithful_circuit(forward, prepared, scores, module.keep_kl)
-        else:
-            keep = coefficients >= module.keep_threshold
-        keep = prune_dead_ends(graph, keep)
+        keep = discrete_circuit(
+            forward,
+            prepared,
+            scores,
+            coefficients,
+            module.keep_edges,
+            module.keep_kl,
+            module.keep_threshold,
+        )
         metrics = {
             "n_edges": int(keep.sum()),
             **evaluate_coefficients(forward, prepared, keep.float()),
@@ -138,17 +128,18 @@ class CircuitExport(ResultCallback):
             metrics |= {"cpr": curve["cpr"], "cmd": curve["cmd"]}
             result["sweep"] = curve["points"]
         if self.compare_eap:
-            with torch.enable_grad():
-                if self._eap_scores is None:
+            if self._eap_scores is None:  # the model is frozen: EAP never changes
+                with torch.enable_grad():
                     self._eap_scores = edge_attribution_scores(forward, prepared, module.objective)
+                if self.sweep:
+                    self._eap_curve = faithfulness_sweep(forward, prepared, self._eap_scores)
             eap_keep = prune_dead_ends(graph, top_edges(self._eap_scores, int(keep.sum())))
             eap = {
                 "n_edges": int(eap_keep.sum()),
                 **evaluate_coefficients(forward, prepared, eap_keep.float()),
             }
             if self.sweep:
-                curve = faithfulness_sweep(forward, prepared, self._eap_scores)
-                eap |= {"cpr": curve["cpr"], "cmd": curve["cmd"]}
+                eap |= {"cpr": self._eap_curve["cpr"], "cmd": self._eap_curve["cmd"]}
             eap["nodes"] = node_names(graph, eap_keep)
             result["eap"] = eap
         names = [e.name for e in graph.edges]

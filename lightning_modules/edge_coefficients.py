@@ -24,7 +24,7 @@ from circuitforge.edges.masked_forward import ABLATIONS, Ablation, MaskedForward
 from circuitforge.edges.objectives import kl_to_full, logit_difference
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
 from lightning_modules.checkpoint_identity import check_checkpoint_identity
-from lightning_modules.residual_vector import _Unregistered
+from lightning_modules.frozen_holder import Unregistered
 
 Objective = Literal["logit_diff", "kl", "mse"]
 
@@ -81,7 +81,7 @@ class EdgeCoefficientsModule(L.LightningModule):
         self.target_density, self.sparsity_warmup_steps = target_density, sparsity_warmup_steps
         self.keep_edges, self.keep_threshold, self.keep_kl = keep_edges, keep_threshold, keep_kl
         frozen = load_frozen_model(model)
-        self._frozen = _Unregistered(frozen)
+        self._frozen = Unregistered(frozen)
         self.graph = EdgeGraph(GraphShape.of(frozen), split_qkv, include_mlp, per_position)
         self.masked_forward = MaskedForward(frozen, self.graph)
         self.theta = nn.Parameter(param.initial_parameters(self.kind, len(self.graph.edges)))
@@ -117,7 +117,8 @@ class EdgeCoefficientsModule(L.LightningModule):
         return param.coefficients(self.kind, self.theta, sample)
 
     def scores(self) -> torch.Tensor:
-        return param.score(self.kind, self.theta)
+        """Higher = more in the circuit: the parameter itself (monotone in the coefficient)."""
+        return self.theta.detach().clone()
 
     # --- optimisation ------------------------------------------------------------------------
     def _full_model(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -21,13 +21,7 @@ from circuitforge.patchscope.injection import resid_pre_hook_name
 from circuitforge.patchscope.objective import NeuronObjective, check_layers_and_neurons
 from circuitforge.patchscope.prompt import locate_placeholder
 from lightning_modules.checkpoint_identity import check_checkpoint_identity
-
-
-class _Unregistered:
-    """Holds the frozen model outside nn.Module registration: not saved, not moved by Lightning."""
-
-    def __init__(self, model: HookedTransformer) -> None:
-        self.model = model
+from lightning_modules.frozen_holder import Unregistered
 
 
 class ResidualVectorModule(L.LightningModule):
@@ -66,7 +60,7 @@ class ResidualVectorModule(L.LightningModule):
         frozen = load_frozen_model(model)
         check_layers_and_neurons(frozen, source_layer, target_layer, list(neurons))
         self.prompt = locate_placeholder(frozen, prompt, placeholder)
-        self._frozen = _Unregistered(frozen)
+        self._frozen = Unregistered(frozen)
         self.vector_neurons = [n for n in neurons for _ in seeds]
         self.vector_seeds = [s for _ in neurons for s in seeds]
         d_model = frozen.cfg.d_model

@@ -140,10 +140,37 @@ def edge_attribution_scores(
     return (total / max(1, len(prepared))).abs()
 
 
-def discrete_circuit(graph, scores: Tensor, n_keep: int | None, threshold: float | None) -> Tensor:
-    """Keep `n_keep` top edges, or those with score >= threshold; then drop dead ends."""
+def smallest_faithful_circuit(
+    forward: MaskedForward, prepared: list[PreparedBatch], scores: Tensor, max_kl: float
+) -> Tensor:
+    """The fewest top-scoring edges whose circuit has KL <= max_kl (binary search on the count,
+    assuming more edges never hurt; the full graph always qualifies)."""
+    low, high = 0, scores.numel()
+    while low < high:
+        middle = (low + high) // 2
+        keep = prune_dead_ends(forward.graph, top_edges(scores, middle))
+        if evaluate_coefficients(forward, prepared, keep.float())["kl"] <= max_kl:
+            high = middle
+        else:
+            low = middle + 1
+    return top_edges(scores, low)
+
+
+def discrete_circuit(
+    forward: MaskedForward,
+    prepared: list[PreparedBatch],
+    scores: Tensor,
+    coefficients: Tensor,
+    n_keep: int | None,
+    max_kl: float | None,
+    threshold: float,
+) -> Tensor:
+    """Keep `n_keep` top edges, else the fewest with KL <= `max_kl`, else those whose
+    coefficient is >= `threshold`; then drop dead ends."""
     if n_keep is not None:
         keep = top_edges(scores, n_keep)
+    elif max_kl is not None:
+        keep = smallest_faithful_circuit(forward, prepared, scores, max_kl)
     else:
-        keep = scores.detach().cpu() >= threshold
-    return prune_dead_ends(graph, keep)
+        keep = coefficients.detach().cpu() >= threshold
+    return prune_dead_ends(forward.graph, keep)

@@ -30,7 +30,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from circuitforge.edges.graph import EdgeGraph, Slot
+from circuitforge.edges.graph import EdgeGraph, Node, Slot
 
 Ablation = Literal["interchange", "zero", "mean"]
 ABLATIONS = ("interchange", "zero", "mean")
@@ -177,8 +177,6 @@ class MaskedForward:
         return RunRecord(sources, residuals)
 
     def _prefix_of(self, key: str) -> int:
-        from circuitforge.edges.graph import Node
-
         if key == "logits":
             return len(self.graph.sources)
         layer = int(key[4:] if key.startswith("attn") else key[3:])

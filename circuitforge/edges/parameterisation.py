@@ -7,7 +7,7 @@
   exact zeros and ones, the expected L0 norm is differentiable. Deterministic at evaluation.
 
 Each gives the coefficients (`coefficients`), the expected fraction of edges kept (`density`,
-what the sparsity term pushes down) and a score for ranking edges (`score`).
+what the sparsity term pushes down).
 """
 
 from __future__ import annotations
@@ -66,8 +66,3 @@ def project(kind: Parameterisation, theta: Tensor) -> None:
     under the straight-through gradient), and logits in a range where gradients still flow."""
     with torch.no_grad():
         theta.clamp_(0, 1) if kind == "clamp" else theta.clamp_(-10, 10)
-
-
-def score(kind: Parameterisation, theta: Float[Tensor, " edge"]) -> Float[Tensor, " edge"]:
-    """Higher = more in the circuit; the coefficient at evaluation, or the logit."""
-    return theta.detach().clone()
