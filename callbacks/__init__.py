@@ -1,17 +1,21 @@
 """Callbacks observe the run and write its results at epoch ends."""
 
+from callbacks.atlas_export import AtlasExport
 from callbacks.circuit_export import CircuitExport
 from callbacks.language_model_evaluation import LanguageModelEvaluation
 from callbacks.model_directory_export import ModelDirectoryExport
 from callbacks.optimization_report import OptimizationReport
 from callbacks.patchscope_generation import PatchscopeGeneration
+from callbacks.reactivation_report import ReactivationReport
 from callbacks.sae_decomposition import SAEDecomposition
 
 __all__ = [
+    "AtlasExport",
     "CircuitExport",
     "LanguageModelEvaluation",
     "ModelDirectoryExport",
     "OptimizationReport",
     "PatchscopeGeneration",
+    "ReactivationReport",
     "SAEDecomposition",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import lightning as L
+from lightning.pytorch.trainer.states import TrainerFn
 
 from callbacks.result_callback import ResultCallback
 from circuitforge.patchscope.generation import patchscope_decode
@@ -41,6 +42,13 @@ class PatchscopeGeneration(ResultCallback):
         last = trainer.max_epochs is not None and epoch >= trainer.max_epochs
         if epoch % self.every_n_epochs and not last:
             return
+        self.report(trainer, pl_module)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
+        if trainer.state.fn == TrainerFn.VALIDATING:  # `validate`: X as it is
+            self.report(trainer, pl_module)
+
+    def report(self, trainer: L.Trainer, pl_module) -> None:
         assert self.prompt is not None
         decoded = patchscope_decode(
             pl_module.frozen_model,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import lightning as L
+from lightning.pytorch.trainer.states import TrainerFn
 
 from callbacks.result_callback import ResultCallback
 from circuitforge.results import markdown_table
@@ -31,6 +32,13 @@ class SAEDecomposition(ResultCallback):
             )
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
+        self.report(trainer, pl_module)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
+        if trainer.state.fn == TrainerFn.VALIDATING:  # `validate`: X as it is
+            self.report(trainer, pl_module)
+
+    def report(self, trainer: L.Trainer, pl_module) -> None:
         assert self.matched is not None
         vectors = pl_module.X.detach()
         per_vector = [decompose(self.matched, v, self.top_k) for v in vectors]

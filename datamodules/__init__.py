@@ -1,7 +1,8 @@
 """Datamodules: text corpora (baselines, atlas) and, later, prompt pairs."""
 
 from datamodules.demo_corpus import DemoCorpusDataModule
+from datamodules.documents import DocumentDataModule
 from datamodules.prompt_pairs import PromptPairDataModule
 from datamodules.text import TextDataModule
 
-__all__ = ["PromptPairDataModule", "DemoCorpusDataModule", "TextDataModule"]
+__all__ = ["DocumentDataModule", "PromptPairDataModule", "DemoCorpusDataModule", "TextDataModule"]

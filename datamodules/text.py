@@ -74,3 +74,7 @@ class TextDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(torch.arange(self.steps_per_epoch), batch_size=1, shuffle=False)
+
+    def val_dataloader(self) -> DataLoader:
+        """One evaluation of the vectors as they are (`validate`, and after each epoch)."""
+        return DataLoader(torch.arange(1), batch_size=1, shuffle=False)

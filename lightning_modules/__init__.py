@@ -1,11 +1,13 @@
 """Thin LightningModules: the trainable intervention and its loss (logic lives in circuitforge/)."""
 
+from lightning_modules.activation_atlas import ActivationAtlasModule
 from lightning_modules.edge_coefficients import EdgeCoefficientsModule
 from lightning_modules.frozen_model_strategy import FrozenModelStrategy
 from lightning_modules.language_model_pretraining import LanguageModelPretraining
 from lightning_modules.residual_vector import ResidualVectorModule
 
 __all__ = [
+    "ActivationAtlasModule",
     "EdgeCoefficientsModule",
     "LanguageModelPretraining",
     "FrozenModelStrategy",

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from transformer_lens import HookedTransformer
 
+from circuitforge.atlas.vector_x import AtlasSeed, atlas_seeds
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
 from circuitforge.patchscope.constraints import NormConstraint, constrain_norm
 from circuitforge.patchscope.injection import resid_pre_hook_name
@@ -32,25 +33,29 @@ class ResidualVectorModule(L.LightningModule):
         model: FrozenModelSpec,
         source_layer: int,
         target_layer: int,
-        neurons: list[int],
+        neurons: list[int] | None,
         seeds: list[int] | None = None,
         prompt: str = "<pad> <pad> <pad> x",
         placeholder: str = "x",
-        init: Literal["mean", "zeros", "random"] = "mean",
+        init: Literal["mean", "zeros", "random", "atlas"] = "mean",
         lr: float = 0.05,
         norm_constraint: NormConstraint = "none",
+        atlas: str | None = None,
     ) -> None:
         """Args:
         model: the frozen language model.
         source_layer: X is injected at `blocks.{source_layer}.hook_resid_pre`.
         target_layer: the neuron is read at `blocks.{target_layer}.mlp.hook_post`.
         neurons: target neuron(s); one vector per (neuron, seed) pair, optimised in one batch.
+            With `init: atlas`, null picks the atlas maximum.
         seeds: seeds of the `random` init (default `[0]`).
         prompt: the dummy prompt; its placeholder token is where X goes.
-        init: `mean` (the dataset baseline, as the seed study), `zeros`, or `random` (seeded,
-            scaled to the dataset's typical norm).
+        init: `mean` (the dataset baseline, as the seed study), `zeros`, `random` (seeded,
+            scaled to the dataset's typical norm), or `atlas`: Vector X, the residual stream at
+            the neuron's strongest context in the atlas (re-run, at `source_layer`).
         lr: Adam learning rate.
         norm_constraint: `none` (the seed study), `ball` or `sphere` at the typical norm.
+        atlas: the `atlas.json` of `init: atlas` (an atlas of `target_layer`'s MLP neurons).
         """
         super().__init__()
         self.save_hyperparameters()
@@ -58,6 +63,14 @@ class ResidualVectorModule(L.LightningModule):
         self.spec, self.source_layer, self.target_layer = model, source_layer, target_layer
         self.init, self.lr, self.norm_constraint = init, lr, norm_constraint
         frozen = load_frozen_model(model)
+        self.atlas_seeds: list[AtlasSeed] = []
+        if init == "atlas":
+            if atlas is None:
+                raise ValueError("init: atlas needs atlas: <path to atlas.json>")
+            self.atlas_seeds = atlas_seeds(frozen, atlas, neurons, source_layer, target_layer)
+            neurons = [s.entry.neuron for s in self.atlas_seeds]
+        elif neurons is None:
+            raise ValueError("give the target neuron(s); only init: atlas can pick one itself")
         check_layers_and_neurons(frozen, source_layer, target_layer, list(neurons))
         self.prompt = locate_placeholder(frozen, prompt, placeholder)
         self._frozen = Unregistered(frozen)
@@ -121,6 +134,9 @@ class ResidualVectorModule(L.LightningModule):
             return self.baseline.expand(n, d).clone()
         if self.init == "zeros":
             return torch.zeros(n, d)
+        if self.init == "atlas":  # one Vector X per neuron, repeated over seeds
+            per_neuron = {s.entry.neuron: s.vector for s in self.atlas_seeds}
+            return torch.stack([per_neuron[n] for n in self.vector_neurons])
         rows = []
         for seed in self.vector_seeds:
             g = torch.Generator().manual_seed(seed)
@@ -148,6 +164,11 @@ class ResidualVectorModule(L.LightningModule):
         loss = -activations.sum()  # a sum keeps every vector's gradient its own
         self.log("train/loss", loss, on_step=True, on_epoch=False)
         return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        """`validate` evaluates X as it is (from its init, or from --ckpt_path)."""
+        for name, value in zip(self.vector_names(), self().detach()):
+            self.log(f"val/activation/{name}", value)
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         if self.norm_constraint != "none":

@@ -1,0 +1,145 @@
+"""ActivationAtlasModule: profile every unit of one hook over a corpus (a predict run).
+
+`python train.py predict --config configs/atlas/demo.yaml`. Nothing is trained: each predict
+step runs the frozen model up to the profiled layer (`stop_at_layer`) on one batch of
+documents and folds the activations into a `NeuronProfile` (exact top-k contexts, mean,
+fraction active), so memory stays O(k x units) however large the corpus. Under a distributed
+strategy (`strategy: ddp`) each process profiles its shard and the profiles are all-gathered
+and merged exactly at the epoch end. The `AtlasExport` callback writes the result.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import Tensor
+from transformer_lens import HookedTransformer
+
+from circuitforge.atlas.documents import DocumentBatch
+from circuitforge.atlas.profile import NeuronProfile, check_id_space
+from circuitforge.model.placement import DevicePlan, place_model
+from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
+from lightning_modules.frozen_holder import Unregistered
+from lightning_modules.frozen_model_strategy import FrozenModelStrategy
+
+
+def profiled_hook(model: HookedTransformer, layer: int, hook: str) -> str:
+    """`blocks.{layer}.{hook}`, checked against the model."""
+    n_layers = model.cfg.n_layers
+    if not 0 <= layer < n_layers:
+        raise ValueError(f"layer {layer} out of range: the model has {n_layers} layers")
+    name = f"blocks.{layer}.{hook}"
+    if name not in model.hook_dict:
+        here = sorted(
+            h[len(f"blocks.{layer}.") :]
+            for h in model.hook_dict
+            if h.startswith(f"blocks.{layer}.")
+        )
+        raise ValueError(f"the model has no hook {name!r}; hooks of block {layer}: {here}")
+    if model.cfg.attention_dir != "causal":
+        raise ValueError("the atlas right-pads documents, which needs causal attention")
+    return name
+
+
+@torch.no_grad()
+def hook_width(model: HookedTransformer, name: str) -> int:
+    """Units of the hook's last dimension (one token through the model finds it)."""
+    layer = int(name.split(".")[1])
+    seen: dict[str, int] = {}
+
+    def width(act: Tensor, hook) -> None:
+        seen["w"] = act.shape[-1]
+
+    device = model.embed.W_E.device
+    model.run_with_hooks(
+        torch.zeros(1, 1, dtype=torch.long, device=device),
+        fwd_hooks=[(name, width)],
+        stop_at_layer=layer + 1,
+    )
+    return seen["w"]
+
+
+class ActivationAtlasModule(L.LightningModule):
+    EXPERIMENT = "activation_atlas"
+
+    def __init__(
+        self,
+        model: FrozenModelSpec,
+        layer: int,
+        hook: str = "mlp.hook_post",
+        k: int = 10,
+        active_threshold: float = 0.0,
+        skip_bos: bool = True,
+    ) -> None:
+        """Args:
+        model: the frozen language model.
+        layer: the block whose units are profiled.
+        hook: the hook inside the block (`mlp.hook_post`: the MLP neurons).
+        k: contexts kept per unit.
+        active_threshold: a unit is active on a token when its activation exceeds this.
+        skip_bos: leave `<bos>` out of the top-k and the statistics.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        self.spec, self.layer, self.k = model, layer, k
+        self.active_threshold, self.skip_bos = active_threshold, skip_bos
+        frozen = load_frozen_model(model)
+        self.hook_name = profiled_hook(frozen, layer, hook)
+        self.units = hook_width(frozen, self.hook_name)
+        self._frozen = Unregistered(frozen)
+        self.profile: NeuronProfile | None = None
+        self.stride = 0  # positions per document in the global token ids (max_tokens)
+
+    @property
+    def frozen_model(self) -> HookedTransformer:
+        return self._frozen.model
+
+    @property
+    def injection_layer(self) -> int:  # where FrozenModelStrategy puts this module's tensors
+        return self.layer
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None or not hasattr(datamodule, "bind_tokenizer"):
+            raise ValueError("ActivationAtlasModule needs data: DocumentDataModule")
+        datamodule.bind_tokenizer(self.frozen_model.tokenizer)
+        self.stride = datamodule.format.max_tokens
+        check_id_space(len(datamodule.texts), self.stride)
+        if not isinstance(self.trainer.strategy, FrozenModelStrategy):
+            # ddp and friends: each process holds the whole frozen model on its own device.
+            device = self.trainer.strategy.root_device
+            place_model(
+                self.frozen_model, DevicePlan.split(self.frozen_model.cfg.n_layers, [device])
+            )
+
+    def on_predict_epoch_start(self) -> None:
+        # self.device is the profiled layer's device (the strategies put this module there)
+        self.profile = NeuronProfile.empty(self.k, self.units, self.device)
+
+    def predict_step(self, batch: DocumentBatch, batch_idx: int) -> None:
+        assert self.profile is not None
+        captured: dict[str, Tensor] = {}
+
+        def capture(act: Tensor, hook) -> None:
+            captured["act"] = act
+
+        model = self.frozen_model
+        tokens = batch.tokens.to(model.embed.W_E.device)
+        model.run_with_hooks(
+            tokens, fwd_hooks=[(self.hook_name, capture)], stop_at_layer=self.layer + 1
+        )
+        self.profile.update(
+            captured["act"],
+            batch.to(captured["act"].device),
+            self.stride,
+            self.active_threshold,
+            self.skip_bos,
+        )
+
+    def on_predict_epoch_end(self) -> None:
+        assert self.profile is not None
+        if self.trainer.world_size > 1:
+            gathered = self.all_gather(self.profile.tensors())
+            self.profile = NeuronProfile.merge_gathered(gathered)
