@@ -59,3 +59,39 @@ def fit_args(
         "--trainer.enable_model_summary=false",
         *extra,
     ]
+
+
+ATLAS_CONFIG = ROOT / "configs" / "atlas" / "demo.yaml"
+N_DOCUMENTS, BATCH, MAX_TOKENS, LAYER = 300, 64, 64, 3
+
+
+def atlas_args(save_dir, *extra):
+    return [
+        "predict",
+        "--config",
+        str(ATLAS_CONFIG),
+        f"--trainer.logger.init_args.save_dir={save_dir}",
+        f"--data.init_args.n_documents={N_DOCUMENTS}",
+        "--trainer.enable_progress_bar=false",
+        *extra,
+    ]
+
+
+def plain_tokens(model, text):
+    """A document as TransformerLens tokenises it (BOS prepended), cut to MAX_TOKENS."""
+    return model.to_tokens(text, prepend_bos=True)[0, :MAX_TOKENS].tolist()
+
+
+def results_of(save_dir, name="atlas.json"):
+    (path,) = save_dir.glob(f"*/version_*/results/{name}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_atlas_path(tmp_path_factory):
+    """atlas.json of the first N_DOCUMENTS demo documents, one process (built once)."""
+    from train import main
+
+    save_dir = tmp_path_factory.mktemp("atlas")
+    main(atlas_args(save_dir))
+    return results_of(save_dir)

@@ -143,9 +143,9 @@ def atlas_seeds(
         x, activation = vector_x(
             model, ids, source_layer, entry.token_position, target_layer, entry.neuron
         )
-        if not torch.isclose(
-            torch.tensor(activation), torch.tensor(entry.activation), rtol=1e-3, atol=1e-3
-        ):
+        # batched vs alone (and GPU vs CPU) differ in the last bits: bf16 keeps about 3 digits
+        tol = 1e-3 if model.cfg.dtype == torch.float32 else 3e-2
+        if abs(activation - entry.activation) > tol * max(1.0, abs(entry.activation)):
             raise ValueError(
                 f"neuron {entry.neuron} re-run on document {entry.text_index} gives "
                 f"{activation:.4f} at position {entry.token_position}, the atlas recorded "

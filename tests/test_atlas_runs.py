@@ -1,0 +1,138 @@
+"""The atlas and the reactivation through train.py, against plain TransformerLens computations.
+
+One single-process atlas of the first 300 demo documents is built per session (conftest); a
+brute-force computation (every activation of the layer kept, then sorted), a two-process ddp
+run and the parquet file are checked against it.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from circuitforge.data.texts import load_texts
+from tests.conftest import (
+    BATCH,
+    DEMO_CORPUS,
+    LAYER,
+    N_DOCUMENTS,
+    ROOT,
+    atlas_args,
+    plain_tokens,
+    results_of,
+)
+from train import main
+
+
+@pytest.fixture(scope="module")
+def atlas(demo_atlas_path):
+    return json.loads(demo_atlas_path.read_text())
+
+
+@pytest.fixture(scope="module")
+def atlas_path(demo_atlas_path):
+    return demo_atlas_path
+
+
+@torch.no_grad()
+def all_activations(model, texts):
+    """Every (activation, document, position) of blocks.3.mlp.hook_post, <bos> left out; run
+    in the atlas's batches, right-padded, with a plain run_with_cache."""
+    values, where = [], []
+    for start in range(0, len(texts), BATCH):
+        rows = [plain_tokens(model, t) for t in texts[start : start + BATCH]]
+        width = max(map(len, rows))
+        tokens = torch.tensor([r + [0] * (width - len(r)) for r in rows])
+        _, cache = model.run_with_cache(tokens, names_filter=f"blocks.{LAYER}.mlp.hook_post")
+        acts = cache[f"blocks.{LAYER}.mlp.hook_post"]
+        for b, row in enumerate(rows):
+            for pos in range(1, len(row)):
+                values.append(acts[b, pos])
+                where.append((start + b, pos))
+    return torch.stack(values).numpy(), np.array(where)
+
+
+def test_atlas_equals_a_brute_force_sort(atlas, demo_model):
+    texts = load_texts(str(DEMO_CORPUS), N_DOCUMENTS)
+    values, where = all_activations(demo_model, texts)
+    assert atlas["n_tokens"] == len(values)
+    ties = 0
+    for unit in range(values.shape[1]):
+        order = np.lexsort((where[:, 1], where[:, 0], -values[:, unit]))[:10]
+        entry = atlas["neurons"][str(unit)]
+        got = [(c["activation"], c["text_index"], c["token_position"]) for c in entry["top_k"]]
+        want = [(float(values[i, unit]), *map(int, where[i])) for i in order]
+        assert got == want, unit
+        ties += len({v for v, _, _ in want}) < len(want)
+        assert entry["mean_activation"] == pytest.approx(values[:, unit].mean(), rel=1e-5, abs=1e-6)
+        assert entry["fraction_active"] == pytest.approx((values[:, unit] > 0).mean())
+    assert ties > 50  # exact ties (documents that begin alike) are common: the order is tested
+
+
+def test_trigger_tokens_are_found_in_the_reloaded_documents(atlas, demo_model):
+    texts = load_texts(str(DEMO_CORPUS), N_DOCUMENTS)
+    decode = demo_model.tokenizer.decode
+    for entry in atlas["neurons"].values():
+        for c in entry["top_k"]:
+            ids = plain_tokens(demo_model, texts[c["text_index"]])
+            assert decode([ids[c["token_position"]]]) == c["trigger_token"]
+            assert f"[[{c['trigger_token']}" in c["context"].replace("[[ ", "[[")
+
+
+def test_parquet_holds_the_same_rows(atlas, atlas_path):
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(atlas_path.with_suffix(".parquet")).to_pylist()
+    assert len(table) == sum(len(e["top_k"]) for e in atlas["neurons"].values())
+    for row in table[:: max(1, len(table) // 200)]:
+        want = atlas["neurons"][str(row["neuron"])]["top_k"][row["rank"]]
+        assert {k: row[k] for k in want} == want
+
+
+def test_two_ddp_processes_give_the_same_atlas(atlas, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = atlas_args(tmp_path, "--trainer.strategy=ddp", "--trainer.devices=2")
+    run = subprocess.run(
+        [sys.executable, "train.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    merged = json.loads(results_of(tmp_path).read_text())
+    assert merged["processes"] == 2 and atlas["processes"] == 1
+    assert merged["n_tokens"] == atlas["n_tokens"]
+    for unit, entry in atlas["neurons"].items():
+        other = merged["neurons"][unit]
+        assert other["top_k"] == entry["top_k"], unit
+        assert other["fraction_active"] == entry["fraction_active"]
+        # float32 sums inside a batch, float64 across: equal up to summation order
+        assert other["mean_activation"] == pytest.approx(
+            entry["mean_activation"], rel=1e-6, abs=1e-6
+        )
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("--model.init_args.layer=4", "layer 4 out of range"),
+        ("--model.init_args.hook=mlp.hook_postt", "no hook 'blocks.3.mlp.hook_postt'"),
+        ("--model.init_args.k=0", "k must be at least 1"),
+    ],
+)
+def test_bad_atlas_arguments(tmp_path, extra, message):
+    with pytest.raises(ValueError, match=message):
+        main(atlas_args(tmp_path, extra))
+
+
+def test_tensorboard_gets_the_histogram_of_neuron_maxima(atlas, atlas_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(atlas_path.parents[1]), size_guidance={"histograms": 0})
+    events.Reload()
+    (maxima,) = events.Histograms("atlas/unit_max")
+    assert maxima.histogram_value.num == len(atlas["neurons"])
+    top = max(e["activation"] for e in atlas["neurons"].values())
+    assert maxima.histogram_value.max == pytest.approx(top)
+    assert any(tag.startswith("atlas/unit_") for tag in events.Tags()["tensors"])
