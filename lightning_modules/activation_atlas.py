@@ -10,6 +10,8 @@ and merged exactly at the epoch end. The `AtlasExport` callback writes the resul
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
 import torch
 from torch import Tensor
@@ -17,6 +19,7 @@ from transformer_lens import HookedTransformer
 
 from circuitforge.atlas.documents import DocumentBatch
 from circuitforge.atlas.profile import NeuronProfile, check_id_space
+from circuitforge.atlas.snapshot import read_snapshot, write_snapshot
 from circuitforge.model.placement import DevicePlan, place_model
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
 from lightning_modules.frozen_holder import Unregistered
@@ -70,6 +73,8 @@ class ActivationAtlasModule(L.LightningModule):
         k: int = 10,
         active_threshold: float = 0.0,
         skip_bos: bool = True,
+        snapshot_every_n_batches: int = 50,
+        resume_from: str | None = None,
     ) -> None:
         """Args:
         model: the frozen language model.
@@ -78,6 +83,11 @@ class ActivationAtlasModule(L.LightningModule):
         k: contexts kept per unit.
         active_threshold: a unit is active on a token when its activation exceeds this.
         skip_bos: leave `<bos>` out of the top-k and the statistics.
+        snapshot_every_n_batches: every n batches each process writes its profile so far to
+            `{log_dir}/atlas_snapshot/rank_{r}.pt` (0: never).
+        resume_from: the `log_dir` of an interrupted atlas run (a `*` picks the newest match):
+            its snapshots are loaded and the batches they cover are skipped. The run must have
+            the same model, hook, k, data and number of processes.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -89,8 +99,11 @@ class ActivationAtlasModule(L.LightningModule):
         self.hook_name = profiled_hook(frozen, layer, hook)
         self.units = hook_width(frozen, self.hook_name)
         self._frozen = Unregistered(frozen)
+        self.snapshot_every, self.resume_from = snapshot_every_n_batches, resume_from
         self.profile: NeuronProfile | None = None
         self.stride = 0  # positions per document in the global token ids (max_tokens)
+        self.batches_done = 0  # batches already in the profile (a resumed run skips them)
+        self.snapshots: Path | None = None
 
     @property
     def frozen_model(self) -> HookedTransformer:
@@ -117,9 +130,33 @@ class ActivationAtlasModule(L.LightningModule):
     def on_predict_epoch_start(self) -> None:
         # self.device is the profiled layer's device (the strategies put this module there)
         self.profile = NeuronProfile.empty(self.k, self.units, self.device)
+        log_dir = self.trainer.log_dir  # a collective under ddp: every process asks
+        self.snapshots = Path(log_dir or ".") / "atlas_snapshot"
+        if self.resume_from is not None:
+            found = read_snapshot(self.resume_from, self.global_rank, self.run_identity())
+            self.profile = NeuronProfile.from_tensors(
+                {k: v.to(self.device) for k, v in found["profile"].items()}
+            )
+            self.batches_done = found["batches_done"]
+
+    def run_identity(self) -> dict:
+        """What a snapshot must share with the run that resumes from it."""
+        data = self.trainer.datamodule
+        return {
+            "model": self.spec.identity(),
+            "hook_name": self.hook_name,
+            "k": self.k,
+            "active_threshold": self.active_threshold,
+            "skip_bos": self.skip_bos,
+            "data": data.describe(),
+            "batch_size": data.batch_size,
+            "processes": self.trainer.world_size,
+        }
 
     def predict_step(self, batch: DocumentBatch, batch_idx: int) -> None:
         assert self.profile is not None
+        if batch_idx < self.batches_done:  # in the resumed snapshot already
+            return
         captured: dict[str, Tensor] = {}
 
         def capture(act: Tensor, hook) -> None:
@@ -136,6 +173,19 @@ class ActivationAtlasModule(L.LightningModule):
             self.stride,
             self.active_threshold,
             self.skip_bos,
+        )
+
+    def on_predict_batch_end(self, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        done = batch_idx + 1
+        if done > self.batches_done:
+            self.batches_done = done
+            if self.snapshot_every and done % self.snapshot_every == 0:
+                self.write_snapshot()
+
+    def write_snapshot(self) -> None:
+        assert self.profile is not None and self.snapshots is not None
+        write_snapshot(
+            self.snapshots, self.global_rank, self.run_identity(), self.profile, self.batches_done
         )
 
     def on_predict_epoch_end(self) -> None:

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -136,3 +137,29 @@ def test_tensorboard_gets_the_histogram_of_neuron_maxima(atlas, atlas_path):
     top = max(e["activation"] for e in atlas["neurons"].values())
     assert maxima.histogram_value.max == pytest.approx(top)
     assert any(tag.startswith("atlas/unit_") for tag in events.Tags()["tensors"])
+
+
+class CrashAtBatch(L.Callback):
+    """Stands for a killed atlas run: raises when the given predict batch starts."""
+
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+
+    def on_predict_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        if batch_idx == self.batch:
+            raise RuntimeError("interrupted")
+
+
+def test_an_interrupted_atlas_resumes_from_its_snapshot(atlas, tmp_path):
+    crash = '{"class_path": "tests.test_atlas_runs.CrashAtBatch", "init_args": {"batch": 3}}'
+    snapshots = "--model.init_args.snapshot_every_n_batches=2"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        main(atlas_args(tmp_path / "a", snapshots, f"--trainer.callbacks+={crash}"))
+    (interrupted,) = (tmp_path / "a").glob("*/version_*")
+    assert not (interrupted / "results").exists()
+    resume = f"--model.init_args.resume_from={interrupted}"
+    with pytest.raises(ValueError, match=r"differs in \['k'\]"):
+        main(atlas_args(tmp_path / "b", resume, "--model.init_args.k=5"))
+    resumed = main(atlas_args(tmp_path / "c", resume))
+    assert resumed.model.batches_done == 5
+    assert json.loads(results_of(tmp_path / "c").read_text())["neurons"] == atlas["neurons"]

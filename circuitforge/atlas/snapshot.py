@@ -1,0 +1,51 @@
+"""Snapshots of a running atlas: one file per process, so an interrupted run loses little.
+
+`{log_dir}/atlas_snapshot/rank_{r}.pt` holds the process's profile after its first
+`batches_done` batches and the identity of the run (model, hook, data, batch size, process
+count); a run resuming from it must have the same identity, so its batches are the same.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from circuitforge.atlas.profile import NeuronProfile
+
+
+def write_snapshot(
+    folder: Path, rank: int, identity: dict, profile: NeuronProfile, batches_done: int
+) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"rank_{rank}.pt"
+    tmp = path.with_suffix(".pt.tmp")
+    tensors = {k: v.detach().cpu() for k, v in profile.tensors().items()}
+    torch.save({"identity": identity, "batches_done": batches_done, "profile": tensors}, tmp)
+    tmp.replace(path)  # a kill mid-write leaves the previous snapshot whole
+    return path
+
+
+def read_snapshot(log_dir: str, rank: int, identity: dict) -> dict:
+    """The snapshot of process `rank` under `log_dir` (a `*` picks the newest match)."""
+    if "*" in log_dir:
+        found = sorted(Path().glob(f"{log_dir}/atlas_snapshot"), key=lambda p: p.stat().st_mtime)
+        if not found:
+            raise FileNotFoundError(f"resume_from: no atlas snapshot under {log_dir}")
+        folder = found[-1]
+    else:
+        folder = Path(log_dir) / "atlas_snapshot"
+    path = folder / f"rank_{rank}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"resume_from: {path} does not exist (no snapshot was written)")
+    snapshot = torch.load(path, map_location="cpu", weights_only=True)
+    if snapshot["identity"] != identity:
+        differ = sorted(
+            k for k in identity | snapshot["identity"]
+            if identity.get(k) != snapshot["identity"].get(k)
+        )  # fmt: skip
+        raise ValueError(
+            f"resume_from: {path} is a snapshot of another atlas run (differs in {differ}); "
+            "resume with the interrupted run's config and process count"
+        )
+    return snapshot
