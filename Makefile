@@ -41,6 +41,7 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/patchscope.py
 	$(PY) bench/edges.py
+	OMP_NUM_THREADS=1 $(PY) bench/atlas.py
 
 clean:
 	rm -rf runs lightning_logs

@@ -1,6 +1,6 @@
 """Benchmark of the activation atlas: throughput against a plain forward, and peak memory.
 
-    OMP_NUM_THREADS=1 python bench/atlas.py [--documents 1600] [--big-documents 320]
+    OMP_NUM_THREADS=1 python bench/atlas.py [--documents 1280] [--big-documents 192]
         [--big-d-model 768] [--big-layers 4] [--memory-documents 540] [--repeats 3] [--profile]
 
 Throughput, in real (unpadded) tokens per second, one thread, best of --repeats after a warm-up,
@@ -18,7 +18,7 @@ Memory: peak RSS of fresh processes running the Lightning atlas on N and 10N dem
 temp .jsonl repeats the corpus when 10N exceeds it), of one that only loads the model, and of a
 plain forward over the 10N documents. The peak is VmHWM of /proc/self/status: Linux carries
 ru_maxrss over fork + exec, so a child's ru_maxrss is at least this benchmark's own RSS (it is
-printed too). --profile cProfiles the demo core loop.
+printed too). --profile cProfiles the core loops.
 """
 
 from __future__ import annotations
@@ -116,30 +116,32 @@ def throughput(name: str, model_dir: Path, layer: int, n_docs: int, repeats: int
                 model(b.tokens, stop_at_layer=layer + 1)
 
     def core() -> NeuronProfile:
-        module.stride = MAX_TOKENS
+        module.stride, module.batches_done = MAX_TOKENS, 0  # else done batches are skipped
         module.profile = NeuronProfile.empty(module.k, module.units)
         with torch.inference_mode():
             for i, b in enumerate(batches):
                 module.predict_step(b, i)
         return module.profile
 
-    def lightning() -> None:
+    def lightning() -> NeuronProfile:
+        module.batches_done = 0  # a module that predicted once skips its batches next time
         trainer(root).predict(module, datamodule=data, return_predictions=False)
+        return module.profile
 
     def tokenise() -> None:
         list(data.predict_dataloader())
 
-    core_profile = core()
-    lightning()  # warm-ups; the two profiles must be the same
-    assert int(core_profile.n_tokens) == tokens - n_docs == int(module.profile.n_tokens)
-    assert torch.equal(core_profile.top.keys, module.profile.top.keys)
+    core_keys = core().top.keys  # warm-ups; the two profiles must be the same
+    assert torch.equal(core_keys, lightning().top.keys)
     paths = {"plain": plain, "core": core, "lightning": lightning, "tokenise": tokenise}
     times: dict[str, list[float]] = {k: [] for k in paths}
     for _ in range(repeats):
         for key, run in paths.items():
             start = time.perf_counter()
-            run()
+            out = run()
             times[key].append(time.perf_counter() - start)
+            if isinstance(out, NeuronProfile):  # every counted token (<bos> is not) went in
+                assert int(out.n_tokens) == tokens - n_docs, f"{key}: {int(out.n_tokens)}"
     best = {k: min(v) for k, v in times.items()}
     cfg = model.cfg
     print(
@@ -219,13 +221,13 @@ def memory(n: int, tmp: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--documents", type=int, default=1600, help="demo documents (max 5400)")
-    parser.add_argument("--big-documents", type=int, default=320, help="big-model documents")
+    parser.add_argument("--documents", type=int, default=1280, help="demo documents (max 5400)")
+    parser.add_argument("--big-documents", type=int, default=192, help="big-model documents")
     parser.add_argument("--big-d-model", type=int, default=768, help="0: skip the big model")
     parser.add_argument("--big-layers", type=int, default=4)
     parser.add_argument("--memory-documents", type=int, default=540, help="N (0: skip memory)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--profile", action="store_true", help="cProfile the demo core loop")
+    parser.add_argument("--profile", action="store_true", help="cProfile the core loops")
     parser.add_argument("--child", choices=["atlas", "plain", "load"], help=argparse.SUPPRESS)
     parser.add_argument("--source", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
@@ -237,29 +239,26 @@ def main() -> None:
     if args.child:
         return child(args.child, args.source, args.n)
 
-    start, rows = time.perf_counter(), []
+    start, rows, cores = time.perf_counter(), [], {}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        row, demo_core = throughput(
-            "demo", DEMO_MODEL, DEMO_LAYER, args.documents, args.repeats, tmp_name
-        )
-        rows.append(row)
+        runs = [("demo", DEMO_MODEL, DEMO_LAYER, args.documents)]
         if args.big_d_model:
             built = time.perf_counter()
             big = write_big_model(tmp / "big_model", args.big_d_model, args.big_layers)
-            print(f"\n(big model written to a temp dir in {time.perf_counter() - built:.1f} s)")
-            layer = args.big_layers // 2
-            rows.append(
-                throughput("gemma2-shape", big, layer, args.big_documents, args.repeats, tmp_name)[
-                    0
-                ]
-            )
+            print(f"(big model written to a temp dir in {time.perf_counter() - built:.1f} s)")
+            runs.append(("gemma2-shape", big, args.big_layers // 2, args.big_documents))
+        for name, model_dir, layer, docs in runs:
+            row, cores[name] = throughput(name, model_dir, layer, docs, args.repeats, tmp_name)
+            rows.append(row)
         mem = memory(args.memory_documents, tmp) if args.memory_documents else None
-        if args.profile:
+        for name, core in cores.items() if args.profile else []:
             profiler = cProfile.Profile()
-            profiler.runcall(demo_core)
-            print("\ncProfile of the demo core loop (top 20 by internal time):")
-            pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(20)
+            profiler.runcall(core)
+            print(f"\ncProfile of the {name} core loop: top 12 by own time, then update's calls")
+            stats = pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime")
+            stats.print_stats(12)
+            stats.print_callees(r"\(update\)|batch_top_k")
 
     print("\n=== summary: atlas vs plain forward to the same layer (1 thread, CPU) ===")
     for r in rows:

@@ -130,8 +130,9 @@ class ActivationAtlasModule(L.LightningModule):
     def on_predict_epoch_start(self) -> None:
         # self.device is the profiled layer's device (the strategies put this module there)
         self.profile = NeuronProfile.empty(self.k, self.units, self.device)
+        self.batches_done = 0
         log_dir = self.trainer.log_dir  # a collective under ddp: every process asks
-        self.snapshots = Path(log_dir or ".") / "atlas_snapshot"
+        self.snapshots = Path(log_dir or self.trainer.default_root_dir) / "atlas_snapshot"
         if self.resume_from is not None:
             found = read_snapshot(self.resume_from, self.global_rank, self.run_identity())
             self.profile = NeuronProfile.from_tensors(

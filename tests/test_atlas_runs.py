@@ -163,3 +163,10 @@ def test_an_interrupted_atlas_resumes_from_its_snapshot(atlas, tmp_path):
     resumed = main(atlas_args(tmp_path / "c", resume))
     assert resumed.model.batches_done == 5
     assert json.loads(results_of(tmp_path / "c").read_text())["neurons"] == atlas["neurons"]
+
+
+def test_a_second_predict_profiles_everything_again(tmp_path):
+    cli = main(atlas_args(tmp_path, "--data.init_args.n_documents=70"))
+    first = int(cli.model.profile.n_tokens)
+    cli.trainer.predict(cli.model, datamodule=cli.datamodule)
+    assert int(cli.model.profile.n_tokens) == first > 0

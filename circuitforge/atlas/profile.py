@@ -53,20 +53,19 @@ class NeuronProfile:
         threshold: float = 0.0,
         skip_bos: bool = True,
     ) -> None:
-        counted = batch.counted(skip_bos).flatten()
-        flat = activations.flatten(0, 1)
-        ids, vocab = batch.global_ids(stride).flatten(), batch.tokens.flatten()
-        top = batch_top_k(flat, ids, vocab, counted, self.top.k)
+        counted = batch.counted(skip_bos).flatten()  # padding (and <bos>) never enter
+        flat = activations.flatten(0, 1)[counted].float()
+        ids = batch.global_ids(stride).flatten()[counted]
+        top = batch_top_k(flat, ids, batch.tokens.flatten()[counted], self.top.k)
         if torch.isnan(top.values_and_ids()[0][0]).any():  # topk ranks NaN first
             raise FloatingPointError(
                 f"NaN activations in documents {batch.document.tolist()}: the model (or its "
                 "dtype) overflowed; profile in float32"
             )
         self.top = self.top.merged(top)
-        weight = counted.to(torch.float32)
-        self.total += weight @ flat.float()  # float32 within a batch, float64 across batches
-        self.active += (weight @ (flat > threshold).float()).long()
-        self.n_tokens += counted.sum()
+        self.total += flat.sum(0)  # float32 within a batch, float64 across batches
+        self.active += (flat > threshold).sum(0)
+        self.n_tokens += len(flat)
 
     def merged(self, other: NeuronProfile) -> NeuronProfile:
         return NeuronProfile(

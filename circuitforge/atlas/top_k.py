@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from jaxtyping import Bool, Float, Int
+from jaxtyping import Float, Int
 from torch import Tensor
 
 EMPTY = torch.iinfo(torch.int64).min  # a slot no token has filled (fewer than k tokens seen)
@@ -78,34 +78,29 @@ def batch_top_k(
     values: Float[Tensor, "token unit"],
     token_id: Int[Tensor, " token"],
     vocab_id: Int[Tensor, " token"],
-    counted: Bool[Tensor, " token"],
     k: int,
 ) -> TopK:
-    """The exact top-k of one batch (tokens not `counted`, such as padding, never enter).
+    """The exact top-k of one batch of (counted) tokens.
 
     A float top-2k finds the candidates; only they get int64 keys. A unit whose 2k-th value
     still equals its k-th (ties running past the candidates) is redone on all its tokens.
     """
     n, units = values.shape
-    values = values.float().masked_fill(~counted[:, None], -torch.inf)
+    values = values.float()
     wide = min(2 * k, n)
     top = values.topk(wide, dim=0)  # [wide unit]
-    keys = compose(top.values, token_id[top.indices])
-    keys = keys.masked_fill(~counted[top.indices], EMPTY)
-    rows = top.indices
-    if wide < n and k <= wide:
-        tied = (top.values[k - 1] == top.values[wide - 1]) & (top.values[k - 1] > -torch.inf)
+    keys, rows = compose(top.values, token_id[top.indices]), top.indices
+    if k <= wide < n:
+        tied = top.values[k - 1] == top.values[wide - 1]
         if tied.any():
             cols = tied.nonzero()[:, 0]
             full = compose(values[:, cols], token_id[:, None].expand(-1, len(cols)))
-            full = full.masked_fill(~counted[:, None], EMPTY)
             best = full.topk(wide, dim=0)
             keys[:, cols], rows[:, cols] = best.values, best.indices
     if wide < k:  # fewer tokens than k in this batch: pad with empty slots
-        pad = k - wide
-        keys = torch.cat([keys, keys.new_full((pad, units), EMPTY)])
-        rows = torch.cat([rows, rows.new_zeros((pad, units))])
+        keys = torch.cat([keys, keys.new_full((k - wide, units), EMPTY)])
+        rows = torch.cat([rows, rows.new_zeros((k - wide, units))])
     best = keys.topk(k, dim=0).indices
     keys, rows = keys.gather(0, best), rows.gather(0, best)
-    token = torch.where(keys == EMPTY, -1, vocab_id[rows])
+    token = torch.where(keys == EMPTY, -1, vocab_id[rows] if n else -1)
     return TopK(keys, token)
