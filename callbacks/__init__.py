@@ -2,6 +2,7 @@
 
 from callbacks.atlas_export import AtlasExport
 from callbacks.circuit_export import CircuitExport
+from callbacks.feature_circuit_export import FeatureCircuitExport
 from callbacks.language_model_evaluation import LanguageModelEvaluation
 from callbacks.model_directory_export import ModelDirectoryExport
 from callbacks.optimization_report import OptimizationReport
@@ -12,6 +13,7 @@ from callbacks.sae_decomposition import SAEDecomposition
 __all__ = [
     "AtlasExport",
     "CircuitExport",
+    "FeatureCircuitExport",
     "LanguageModelEvaluation",
     "ModelDirectoryExport",
     "OptimizationReport",

@@ -152,5 +152,9 @@ class PromptPairDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_pairs, shuffle=True)
 
+    def test_dataloader(self) -> DataLoader:
+        """The training pairs, in order (a feature circuit is found on them)."""
+        return self._loader(self.train_pairs, shuffle=False)
+
     def validation_batches(self) -> list[dict]:
         return list(self._loader(self.validation_pairs, shuffle=False))

@@ -2,6 +2,7 @@
 
 from lightning_modules.activation_atlas import ActivationAtlasModule
 from lightning_modules.edge_coefficients import EdgeCoefficientsModule
+from lightning_modules.feature_circuit import FeatureCircuitModule
 from lightning_modules.frozen_model_strategy import FrozenModelStrategy
 from lightning_modules.language_model_pretraining import LanguageModelPretraining
 from lightning_modules.residual_vector import ResidualVectorModule
@@ -9,6 +10,7 @@ from lightning_modules.residual_vector import ResidualVectorModule
 __all__ = [
     "ActivationAtlasModule",
     "EdgeCoefficientsModule",
+    "FeatureCircuitModule",
     "LanguageModelPretraining",
     "FrozenModelStrategy",
     "ResidualVectorModule",

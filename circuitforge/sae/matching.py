@@ -102,6 +102,15 @@ def load_matching_sae(source: SAESource, hook_name: str, d_model: int) -> Matche
     )
 
 
+def load_sae(source: SAESource, layer: int | None = None) -> MatchedSAE:
+    """The SAE `source` names, `{layer}` in its id or path filled with `layer`."""
+    template = source.path if source.path is not None else source.sae_id
+    assert template is not None
+    if "{layer}" in template and layer is None:
+        raise ValueError(f"{template} has {{layer}} in it: give the layer")
+    return _load(source, template.format(layer=layer) if "{layer}" in template else template)
+
+
 def _load(source: SAESource, name: str) -> MatchedSAE:
     from sae_lens import SAE
 

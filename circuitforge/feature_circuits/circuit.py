@@ -1,0 +1,175 @@
+"""A feature circuit over a dataset of prompt pairs: node scores, node selection, edges and the
+ablation check, composed from the pure pieces (`attribution`, `edges`, `ablation`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from transformer_lens import HookedTransformer
+
+from circuitforge.edges.objectives import logit_difference
+from circuitforge.feature_circuits.ablation import (
+    complement,
+    everything,
+    node_masks,
+    nothing,
+    spliced_metric,
+)
+from circuitforge.feature_circuits.attribution import (
+    Metric,
+    NodeEffects,
+    PointState,
+    ig_gradients,
+    node_effects,
+    point_gradients,
+    point_states,
+    zero_states,
+)
+from circuitforge.feature_circuits.edges import KeptNodes, edge_effects
+from circuitforge.feature_circuits.points import SAEPoint
+
+Ablation = Literal["interchange", "zero"]
+Method = Literal["attribution", "ig"]
+
+
+def pair_metric(batch: dict) -> Metric:
+    """Logit difference (answer - wrong answer) at each pair's last read position."""
+    return lambda logits: logit_difference(
+        logits, batch["read"], batch["answer"], batch["wrong_answer"]
+    )
+
+
+def ablated_states(
+    model: HookedTransformer,
+    points: list[SAEPoint],
+    batch: dict,
+    clean: list[PointState],
+    ablation: Ablation,
+) -> list[PointState]:
+    if ablation == "interchange":
+        return point_states(model, batch["corrupt"], points)
+    return zero_states(points, clean)
+
+
+@dataclass
+class BatchAttribution:
+    metric: Float[Tensor, " batch"]
+    effects: list[NodeEffects]
+
+
+def batch_attribution(
+    model: HookedTransformer,
+    points: list[SAEPoint],
+    batch: dict,
+    ablation: Ablation = "interchange",
+    method: Method = "attribution",
+    steps: int = 10,
+) -> BatchAttribution:
+    metric = pair_metric(batch)
+    clean = point_states(model, batch["clean"], points)
+    ablated = ablated_states(model, points, batch, clean, ablation)
+    value, grads = point_gradients(model, batch["clean"], points, metric)
+    if method == "ig":
+        grads = ig_gradients(model, batch["clean"], points, metric, clean, ablated, steps)
+    return BatchAttribution(value, node_effects(points, clean, ablated, grads))
+
+
+class NodeScores:
+    """Node effects summed over positions, averaged over examples."""
+
+    def __init__(self, points: list[SAEPoint]) -> None:
+        self.features = [torch.zeros(p.d_sae, dtype=torch.float64) for p in points]
+        self.error = [torch.zeros((), dtype=torch.float64) for _ in points]
+        self.examples = 0
+
+    def add(self, effects: list[NodeEffects]) -> None:
+        for i, e in enumerate(effects):
+            self.features[i] += e.features.sum((0, 1)).double().cpu()
+            self.error[i] += e.error.sum().double().cpu()
+        self.examples += effects[0].error.shape[0]
+
+    def mean(self) -> tuple[list[Tensor], list[float]]:
+        n = max(self.examples, 1)
+        return [f / n for f in self.features], [float(e) / n for e in self.error]
+
+
+def select_nodes(
+    features: list[Tensor], errors: list[float], per_point: int | None, threshold: float | None
+) -> list[KeptNodes]:
+    """Per point, the features with |score| >= threshold, at most `per_point` of them (largest
+    first); the error term by the same rule."""
+    kept = []
+    for f, e in zip(features, errors):
+        order = f.abs().argsort(descending=True)
+        if threshold is not None:
+            order = order[f.abs()[order] >= threshold]
+        order = order[: per_point if per_point is not None else len(order)]
+        order = order[f[order] != 0]  # a feature that never moved is not a node
+        keep_error = threshold is None or abs(e) >= threshold
+        kept.append(KeptNodes([int(i) for i in order], keep_error))
+    return kept
+
+
+def summed_edges(
+    model: HookedTransformer,
+    points: list[SAEPoint],
+    batches: list[dict],
+    kept: list[KeptNodes],
+    ablation: Ablation = "interchange",
+) -> dict[tuple[int, int], Tensor]:
+    """Edge effects averaged over every example of `batches`."""
+    total: dict[tuple[int, int], Tensor] = {}
+    examples = 0
+    for batch in batches:
+        metric = pair_metric(batch)
+        clean = point_states(model, batch["clean"], points)
+        ablated = ablated_states(model, points, batch, clean, ablation)
+        _, grads = point_gradients(model, batch["clean"], points, metric)
+        found = edge_effects(model, batch["clean"], points, clean, ablated, grads, kept)
+        for key, table in found.items():
+            total[key] = total.get(key, 0) + table
+        examples += batch["clean"].shape[0]
+    return {k: v / max(examples, 1) for k, v in total.items()}
+
+
+def circuit_quality(
+    model: HookedTransformer,
+    points: list[SAEPoint],
+    batches: list[dict],
+    kept: list[KeptNodes],
+    ablation: Ablation = "interchange",
+) -> dict[str, float]:
+    """Mean metric of the full model, the empty circuit, the circuit C and its complement M \\ C
+    over `batches`; faithfulness and completeness (Marks et al. 2024)."""
+    keep = node_masks(points, kept)
+    settings = {
+        "full": everything(points),
+        "empty": nothing(points),
+        "circuit": keep,
+        "complement": complement(points, keep),
+    }
+    sums = dict.fromkeys(settings, 0.0)
+    examples = 0
+    for batch in batches:
+        clean = point_states(model, batch["clean"], points)
+        ablated = ablated_states(model, points, batch, clean, ablation)
+        for name, masks in settings.items():
+            values = spliced_metric(
+                model, batch["clean"], points, pair_metric(batch), ablated, masks
+            )
+            sums[name] += float(values.sum())
+        examples += batch["clean"].shape[0]
+    m = {k: v / max(examples, 1) for k, v in sums.items()}
+    span = m["full"] - m["empty"]
+    return {
+        "metric_full": m["full"],
+        "metric_empty": m["empty"],
+        "metric_circuit": m["circuit"],
+        "metric_complement": m["complement"],
+        "faithfulness": (m["circuit"] - m["empty"]) / span,
+        "completeness": (m["complement"] - m["empty"]) / span,
+    }

@@ -1,0 +1,153 @@
+"""SAE points: where in the model an SAE reads, in computation order, and its affine decoder.
+
+A point is one hook with an SAE. Residual points (`hook_resid_pre/mid/post`) cut the model: all
+that reaches later layers passes through them. Sublayer points (`attn.hook_z`,
+`hook_attn_out`, `hook_mlp_out`) sit between two residual points. Activations are handled
+flattened to `[batch pos d_in]` (hook_z's heads are concatenated, as Gemma Scope reads them).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from transformer_lens import HookedTransformer
+
+from circuitforge.sae.matching import MatchedSAE, SAESource, load_sae
+
+_KINDS = "hook_resid_pre|hook_resid_mid|hook_resid_post|attn\\.hook_z|hook_attn_out|hook_mlp_out"
+_HOOK = re.compile(rf"^blocks\.(\d+)\.({_KINDS})$")
+_SLOT = {
+    "hook_resid_pre": -1.0,  # resid_pre L is resid_post L-1
+    "attn.hook_z": 0.5,
+    "hook_attn_out": 1.0,
+    "hook_resid_mid": 1.5,
+    "hook_mlp_out": 2.0,
+    "hook_resid_post": 3.0,
+}
+SUBLAYER = {
+    "hook_resid_pre": "resid",
+    "hook_resid_mid": "resid",
+    "hook_resid_post": "resid",
+    "attn.hook_z": "attn",
+    "hook_attn_out": "attn",
+    "hook_mlp_out": "mlp",
+}
+
+
+@dataclass(frozen=True)
+class SAEGroup:
+    """SAEs of one kind over several layers: `source` with `{layer}` filled from `layers`."""
+
+    source: SAESource
+    layers: list[int] = field(default_factory=list)
+
+
+@dataclass
+class SAEPoint:
+    hook_name: str
+    layer: int
+    sublayer: str  # resid | attn | mlp
+    order: float  # position in the computation (resid_pre L == resid_post L-1)
+    sae: MatchedSAE
+    decoder: Float[Tensor, "d_sae d_in"]  # decode(e_i) - decode(0): the SAE's affine decoder
+    decoder_bias: Float[Tensor, " d_in"]
+
+    @property
+    def is_residual(self) -> bool:
+        return self.sublayer == "resid"
+
+    @property
+    def d_sae(self) -> int:
+        return self.decoder.shape[0]
+
+    @property
+    def name(self) -> str:
+        return f"{self.sublayer}{self.layer}" if self.sublayer != "resid" else f"resid{self.layer}"
+
+    def encode(self, x: Float[Tensor, "batch pos d_in"]) -> Float[Tensor, "batch pos d_sae"]:
+        sae = self.sae.sae
+        return sae.encode(x.to(sae.W_dec.dtype))
+
+    def decode(self, f: Float[Tensor, "batch pos d_sae"]) -> Float[Tensor, "batch pos d_in"]:
+        return f @ self.decoder + self.decoder_bias
+
+
+def hook_place(hook_name: str) -> tuple[int, str, float]:
+    match = _HOOK.match(hook_name)
+    if match is None:
+        raise ValueError(
+            f"feature circuits read SAEs on resid_pre/mid/post, attn.hook_z, hook_attn_out or "
+            f"hook_mlp_out; this SAE reads {hook_name!r}"
+        )
+    layer, kind = int(match.group(1)), match.group(2)
+    return layer, SUBLAYER[kind], layer + _SLOT[kind]
+
+
+@torch.no_grad()
+def affine_decoder(sae, chunk: int = 1024) -> tuple[Tensor, Tensor]:
+    """(D, b) with sae.decode(f) == f @ D + b for every f (checked on one random f)."""
+    d_sae = sae.W_dec.shape[0]
+    dtype = sae.W_dec.dtype
+    bias = sae.decode(torch.zeros(1, d_sae, dtype=dtype))[0]
+    rows = [
+        sae.decode(torch.eye(d_sae, dtype=dtype)[i : i + chunk]) - bias
+        for i in range(0, d_sae, chunk)
+    ]
+    decoder = torch.cat(rows).float()
+    probe = torch.rand(2, d_sae, dtype=dtype, generator=torch.Generator().manual_seed(0))
+    linear = probe.float() @ decoder + bias.float()
+    if not torch.allclose(sae.decode(probe).float(), linear, atol=1e-3, rtol=1e-3):
+        raise ValueError("this SAE's decoder is not affine in its features; attribution needs it")
+    return decoder, bias.float()
+
+
+def hook_width(model: HookedTransformer, hook_name: str) -> int:
+    cfg = model.cfg
+    if hook_name.endswith("attn.hook_z"):
+        return cfg.n_heads * cfg.d_head
+    return cfg.d_model
+
+
+def load_points(model: HookedTransformer, groups: list[SAEGroup]) -> list[SAEPoint]:
+    """Every SAE of `groups`, checked against the model, in computation order."""
+    points = []
+    for group in groups:
+        for layer in group.layers:
+            if not 0 <= layer < model.cfg.n_layers:
+                raise ValueError(
+                    f"SAE layer {layer} out of range: the model has {model.cfg.n_layers}"
+                )
+            matched = load_sae(group.source, layer)
+            hook = matched.hook_name
+            if hook not in model.hook_dict:
+                raise ValueError(
+                    f"SAE {matched.name} reads {hook!r}, which this model does not have"
+                )
+            at, sublayer, order = hook_place(hook)
+            d_in, want = matched.sae.W_dec.shape[1], hook_width(model, hook)
+            if d_in != want:
+                raise ValueError(f"SAE {matched.name} has d_in {d_in} but {hook} is {want} wide")
+            decoder, bias = affine_decoder(matched.sae)
+            points.append(SAEPoint(hook, at, sublayer, order, matched, decoder, bias))
+    points.sort(key=lambda p: p.order)
+    orders = [p.order for p in points]
+    if len(set(orders)) != len(orders):
+        raise ValueError("two SAEs read the same point (resid_pre L is resid_post L-1)")
+    if not points:
+        raise ValueError("give at least one SAE")
+    return points
+
+
+def upstream_points(points: list[SAEPoint], q: int) -> list[int]:
+    """Indices of the points with edges into point `q`: the last residual point before it and
+    the sublayer points after that one (earlier points reach `q` only through it)."""
+    ups = []
+    for p in range(q - 1, -1, -1):
+        ups.append(p)
+        if points[p].is_residual:
+            break
+    return ups[::-1]
