@@ -24,6 +24,7 @@ from circuitforge.feature_circuits.circuit import (
     summed_edges,
 )
 from circuitforge.feature_circuits.points import SAEGroup, SAEPoint, load_points
+from circuitforge.model.forward import block_device
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
 from lightning_modules.frozen_holder import Unregistered
 
@@ -74,6 +75,10 @@ class FeatureCircuitModule(L.LightningModule):
         if datamodule is None or not hasattr(datamodule, "bind_model"):
             raise ValueError("FeatureCircuitModule needs data: PromptPairDataModule")
         datamodule.bind_model(self.frozen_model)
+
+    def on_test_start(self) -> None:
+        for point in self.points:  # each SAE beside the block it reads (the strategy placed them)
+            point.to(block_device(self.frozen_model, point.layer))
 
     def on_test_epoch_start(self) -> None:
         with torch.inference_mode(False):  # see test_step

@@ -68,6 +68,12 @@ class SAEPoint:
     def name(self) -> str:
         return f"{self.sublayer}{self.layer}" if self.sublayer != "resid" else f"resid{self.layer}"
 
+    def to(self, device: torch.device | str) -> SAEPoint:
+        """Move the SAE and its decoder (to the device of the block it reads)."""
+        self.sae.sae.to(device)
+        self.decoder, self.decoder_bias = self.decoder.to(device), self.decoder_bias.to(device)
+        return self
+
     def encode(self, x: Float[Tensor, "batch pos d_in"]) -> Float[Tensor, "batch pos d_sae"]:
         sae = self.sae.sae
         return sae.encode(x.to(sae.W_dec.dtype))
