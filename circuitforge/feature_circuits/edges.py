@@ -88,6 +88,7 @@ def edge_effects(
                 dx_up = ablated[p].x - clean[p].x
                 df_up = ablated[p].f - clean[p].f
                 derr_up = ablated[p].err - clean[p].err
+                rows = kept[p].features
                 table = torch.zeros(len(ups), len(down.indices()))
                 for column, d in enumerate(down.indices()):
                     if d == ERROR:
@@ -96,9 +97,10 @@ def edge_effects(
                         value = (weights[..., d] * fq[..., d]).sum()
                     (g,) = torch.autograd.grad(value, leaf, retain_graph=True)
                     g = g.reshape(dx_up.shape)
-                    per_feature = ((g @ points[p].decoder.T) * df_up).sum((0, 1))
-                    error = (g * derr_up).sum()
-                    for row, u in enumerate(ups):
-                        table[row, column] = error if u == ERROR else per_feature[u]
+                    if rows:  # only the kept upstream features' decoder directions
+                        along = g @ points[p].decoder[rows].T
+                        table[: len(rows), column] = (along * df_up[..., rows]).sum((0, 1))
+                    if kept[p].error:
+                        table[-1, column] = (g * derr_up).sum()
                 out[(p, q)] = table.detach()
     return out

@@ -20,13 +20,13 @@ from circuitforge.sae.matching import MatchedSAE, SAESource, load_sae
 
 _KINDS = "hook_resid_pre|hook_resid_mid|hook_resid_post|attn\\.hook_z|hook_attn_out|hook_mlp_out"
 _HOOK = re.compile(rf"^blocks\.(\d+)\.({_KINDS})$")
-_SLOT = {
-    "hook_resid_pre": -1.0,  # resid_pre L is resid_post L-1
-    "attn.hook_z": 0.5,
-    "hook_attn_out": 1.0,
-    "hook_resid_mid": 1.5,
-    "hook_mlp_out": 2.0,
-    "hook_resid_post": 3.0,
+_SLOT = {  # where in block L a hook sits, from L (its input) to L + 1 (its output)
+    "hook_resid_pre": 0.0,  # so resid_pre L + 1 and resid_post L are the same point
+    "attn.hook_z": 0.2,
+    "hook_attn_out": 0.4,
+    "hook_resid_mid": 0.6,
+    "hook_mlp_out": 0.8,
+    "hook_resid_post": 1.0,
 }
 SUBLAYER = {
     "hook_resid_pre": "resid",
