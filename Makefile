@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) bench/patchscope.py
 	$(PY) bench/edges.py
 	OMP_NUM_THREADS=1 $(PY) bench/atlas.py
+	OMP_NUM_THREADS=1 $(PY) bench/feature_circuits.py
 
 clean:
 	rm -rf runs lightning_logs
