@@ -285,7 +285,7 @@ def test_spliced_metric_bookkeeping(demo):
     patch_all, zero_all, corrupt = run(patched), run(zero), d.metric(d.m(d.cor))
     assert_close(spliced(everything), d.base, **close)  # SAEs + errors change nothing
     assert_close([spliced(nothing)] * 2, [patch_all, corrupt], **close)
-    assert_close(spliced(ab.complement(d.pts, nothing)), d.base, **close)
+    assert_close(spliced(ab.complement(nothing)), d.base, **close)
     assert_close(spliced(nothing, at.zero_states(d.pts, d.clean)), zero_all, **close)
     for i in range(len(d.pts)):  # only point i ablated: patching point i alone
         keep = [nothing[j] if j == i else everything[j] for j in range(len(d.pts))]
@@ -294,5 +294,5 @@ def test_spliced_metric_bookkeeping(demo):
     for trial in range(3):  # random circuits and their complements
         masks = [torch.rand(p.d_sae, generator=gen) < 0.3 for p in d.pts]
         keep = [(mask, bool((trial + i) % 2)) for i, mask in enumerate(masks)]
-        for k in (keep, ab.complement(d.pts, keep)):
+        for k in (keep, ab.complement(keep)):
             assert_close(spliced(k), run(splice_hooks(d, k)), **close)

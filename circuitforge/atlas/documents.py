@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from jaxtyping import Int
+from jaxtyping import Bool, Int
 from torch import Tensor
 
 from circuitforge.data.padding import right_padded
@@ -47,7 +47,7 @@ class DocumentBatch:
             self.tokens.to(device), self.document.to(device), self.length.to(device)
         )
 
-    def counted(self, skip_bos: bool) -> Int[Tensor, "batch pos"]:
+    def counted(self, skip_bos: bool) -> Bool[Tensor, "batch pos"]:
         """Which (row, position) tokens the atlas counts: real tokens, `<bos>` only if asked."""
         pos = torch.arange(self.tokens.shape[1], device=self.tokens.device)
         keep = pos[None, :] < self.length[:, None]

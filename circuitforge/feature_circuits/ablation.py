@@ -58,9 +58,7 @@ def spliced_metric(
     return metric(logits)
 
 
-def complement(
-    points: list[SAEPoint], keep: list[tuple[Tensor, bool]]
-) -> list[tuple[Tensor, bool]]:
+def complement(keep: list[tuple[Tensor, bool]]) -> list[tuple[Tensor, bool]]:
     return [(~mask, not error) for mask, error in keep]
 
 

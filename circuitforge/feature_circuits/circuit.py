@@ -150,7 +150,7 @@ def circuit_quality(
         "full": everything(points),
         "empty": nothing(points),
         "circuit": keep,
-        "complement": complement(points, keep),
+        "complement": complement(keep),
     }
     sums = dict.fromkeys(settings, 0.0)
     examples = 0

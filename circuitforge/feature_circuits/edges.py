@@ -85,7 +85,6 @@ def edge_effects(
                     continue
                 leaf, xq = _direct_graph(model, tokens, points, clean, p, q)
                 fq = points[q].encode(xq).float()
-                dx_up = ablated[p].x - clean[p].x
                 df_up = ablated[p].f - clean[p].f
                 derr_up = ablated[p].err - clean[p].err
                 rows = kept[p].features
@@ -96,7 +95,7 @@ def edge_effects(
                     else:
                         value = (weights[..., d] * fq[..., d]).sum()
                     (g,) = torch.autograd.grad(value, leaf, retain_graph=True)
-                    g = g.reshape(dx_up.shape)
+                    g = g.reshape(clean[p].x.shape)
                     if rows:  # only the kept upstream features' decoder directions
                         along = g @ points[p].decoder[rows].T
                         table[: len(rows), column] = (along * df_up[..., rows]).sum((0, 1))
