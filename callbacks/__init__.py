@@ -1,5 +1,6 @@
 """Callbacks observe the run and write its results at epoch ends."""
 
+from callbacks.analysis_export import AnalysisExport
 from callbacks.atlas_export import AtlasExport
 from callbacks.circuit_export import CircuitExport
 from callbacks.feature_circuit_export import FeatureCircuitExport
@@ -11,6 +12,7 @@ from callbacks.reactivation_report import ReactivationReport
 from callbacks.sae_decomposition import SAEDecomposition
 
 __all__ = [
+    "AnalysisExport",
     "AtlasExport",
     "CircuitExport",
     "FeatureCircuitExport",

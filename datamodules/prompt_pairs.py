@@ -14,9 +14,9 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from circuitforge.tasks.demo_tasks import demo_greater_than_pairs, demo_ioi_pairs
+from circuitforge.tasks.demo_tasks import demo_greater_than_pairs, demo_ioi_pairs, one_template
 from circuitforge.tasks.greater_than import greater_than_pairs
-from circuitforge.tasks.ioi import ioi_pairs
+from circuitforge.tasks.ioi import WANG_TEMPLATES, ioi_pairs
 from circuitforge.tasks.prompt_pairs import PairTensors, read_jsonl, tokenize_pairs
 from circuitforge.tasks.tracr_task import length_batches, tracr_pairs
 
@@ -88,6 +88,7 @@ class PromptPairDataModule(L.LightningDataModule):
         seed: int = 0,
         path: str | None = None,
         tracr_length: int | None = None,
+        template: int | None = None,
     ) -> None:
         """Args:
         task: one of ioi, greater_than, demo_ioi, demo_greater_than, jsonl, tracr.
@@ -97,12 +98,17 @@ class PromptPairDataModule(L.LightningDataModule):
         seed: seed of the generated pairs (validation uses seed + 1).
         path: the JSONL file, or the tracr fixture folder.
         tracr_length: input length of tracr pairs (default: random, 1 to max_seq_len).
+        template: IOI tasks only: use this one template (its index), so that every prompt has
+            the same shape and a token position means the same slot in all of them.
         """
         super().__init__()
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
         if task in ("jsonl", "tracr") and path is None:
             raise ValueError(f"task {task!r} needs a path")
+        if template is not None and task not in ("ioi", "demo_ioi"):
+            raise ValueError(f"template is for the IOI tasks, not {task!r}")
+        self.template = template
         self.task, self.n_train, self.n_validation = task, n_train, n_validation
         self.batch_size, self.seed, self.path, self.tracr_length = (
             batch_size,
@@ -135,11 +141,17 @@ class PromptPairDataModule(L.LightningDataModule):
             cut = len(pairs) - self.n_validation
             train, validation = pairs[:cut], pairs[cut:]
         else:
-            make = GENERATED[self.task]
-            train = make(self.n_train, self.seed)
-            validation = make(self.n_validation, self.seed + 1)
+            train = self._generate(self.n_train, self.seed)
+            validation = self._generate(self.n_validation, self.seed + 1)
         self.train_pairs = tokenize_pairs(model, train)
         self.validation_pairs = tokenize_pairs(model, validation)
+
+    def _generate(self, n: int, seed: int) -> list:
+        if self.template is None:
+            return GENERATED[self.task](n, seed)
+        if self.task == "ioi":
+            return ioi_pairs(n, seed, one_template(WANG_TEMPLATES, self.template))
+        return demo_ioi_pairs(n, seed, template=self.template)
 
     def _loader(self, pairs: PairTensors | None, shuffle: bool) -> DataLoader:
         if pairs is None:

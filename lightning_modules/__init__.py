@@ -1,17 +1,23 @@
 """Thin LightningModules: the trainable intervention and its loss (logic lives in circuitforge/)."""
 
 from lightning_modules.activation_atlas import ActivationAtlasModule
+from lightning_modules.activation_patching import ActivationPatchingModule
+from lightning_modules.direct_logit_attribution import DirectLogitAttributionModule
 from lightning_modules.edge_coefficients import EdgeCoefficientsModule
 from lightning_modules.feature_circuit import FeatureCircuitModule
 from lightning_modules.frozen_model_strategy import FrozenModelStrategy
 from lightning_modules.language_model_pretraining import LanguageModelPretraining
+from lightning_modules.logit_lens import LogitLensModule
 from lightning_modules.residual_vector import ResidualVectorModule
 
 __all__ = [
     "ActivationAtlasModule",
+    "ActivationPatchingModule",
+    "DirectLogitAttributionModule",
     "EdgeCoefficientsModule",
     "FeatureCircuitModule",
     "LanguageModelPretraining",
+    "LogitLensModule",
     "FrozenModelStrategy",
     "ResidualVectorModule",
 ]

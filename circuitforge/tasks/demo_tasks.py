@@ -9,14 +9,26 @@ from circuitforge.tasks.ioi import ioi_pairs
 from circuitforge.tasks.prompt_pairs import PromptPair
 
 
-def demo_ioi_pairs(n: int, seed: int = 0, heldout: bool = False) -> list[PromptPair]:
-    """IOI on the demo world's templates and names (the training ones unless `heldout`)."""
+def demo_ioi_pairs(
+    n: int, seed: int = 0, heldout: bool = False, template: int | None = None
+) -> list[PromptPair]:
+    """IOI on the demo world's templates and names (the training ones unless `heldout`);
+    `template` keeps one template of that list (its index)."""
     k_names, k_templates = corpus.N_HELDOUT_NAMES, corpus.N_HELDOUT_IOI_TEMPLATES
     names = corpus.NAMES[-k_names:] if heldout else corpus.NAMES[:-k_names]
     templates = (
         corpus.IOI_TEMPLATES[-k_templates:] if heldout else corpus.IOI_TEMPLATES[:-k_templates]
     )
+    templates = one_template(templates, template)
     return ioi_pairs(n, seed, templates, names, corpus.IOI_PLACES, corpus.IOI_THINGS)
+
+
+def one_template(templates: list[str], index: int | None) -> list[str]:
+    if index is None:
+        return templates
+    if not 0 <= index < len(templates):
+        raise ValueError(f"template {index} out of range: there are {len(templates)} templates")
+    return [templates[index]]
 
 
 def demo_greater_than_pairs(n: int, seed: int = 0, heldout: bool = False) -> list[PromptPair]:

@@ -1,0 +1,90 @@
+"""What an activation-patching sweep patches: one `Cell` per square of its heatmap.
+
+A sweep kind names a family of hook points and how each is cut into cells:
+
+    resid_pre  blocks.L.hook_resid_pre   one cell per (layer, position)
+    attn_out   blocks.L.hook_attn_out    one cell per (layer, position)
+    mlp_out    blocks.L.hook_mlp_out     one cell per (layer, position)
+    z          blocks.L.attn.hook_z      one cell per (layer, head), every position
+    q, k, v    blocks.L.hook_{q,k,v}_input   one cell per (layer, head), every position
+
+The Q/K/V cells patch one head's query, key or value *input* (TransformerLens' split-QKV
+hooks; with grouped-query attention the key/value inputs are ungrouped, one per query head),
+the same slots the edge graph gives a head. Patching a head's Q input is patching its query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from transformer_lens import HookedTransformer
+
+SweepKind = Literal["resid_pre", "attn_out", "mlp_out", "z", "q", "k", "v"]
+SWEEP_KINDS: tuple[str, ...] = ("resid_pre", "attn_out", "mlp_out", "z", "q", "k", "v")
+PER_POSITION = ("resid_pre", "attn_out", "mlp_out")
+PER_HEAD = ("z", "q", "k", "v")
+HOOKS = {
+    "resid_pre": "blocks.{layer}.hook_resid_pre",
+    "attn_out": "blocks.{layer}.hook_attn_out",
+    "mlp_out": "blocks.{layer}.hook_mlp_out",
+    "z": "blocks.{layer}.attn.hook_z",
+    "q": "blocks.{layer}.hook_q_input",
+    "k": "blocks.{layer}.hook_k_input",
+    "v": "blocks.{layer}.hook_v_input",
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One patch: `hook` at `position` (None: every position) of `head` (None: no head axis)."""
+
+    kind: str
+    layer: int
+    position: int | None = None
+    head: int | None = None
+
+    @property
+    def hook(self) -> str:
+        return HOOKS[self.kind].format(layer=self.layer)
+
+    @property
+    def index(self) -> tuple:
+        """The slice of the hook's activation [batch, pos, (head,) ...] this cell replaces."""
+        position = slice(None) if self.position is None else self.position
+        return (slice(None), position) if self.head is None else (slice(None), position, self.head)
+
+
+def check_kind(model: HookedTransformer, kind: str) -> None:
+    if kind not in SWEEP_KINDS:
+        raise ValueError(f"sweep kind must be one of {SWEEP_KINDS}, got {kind!r}")
+    if kind == "mlp_out" and model.cfg.attn_only:
+        raise ValueError("mlp_out: this model is attention-only (it has no MLPs)")
+
+
+def sweep_cells(model: HookedTransformer, kind: str, n_positions: int) -> list[Cell]:
+    """Every cell of one sweep, layer-major (the heatmap's rows are layers)."""
+    check_kind(model, kind)
+    cfg = model.cfg
+    if kind in PER_POSITION:
+        return [Cell(kind, L, p) for L in range(cfg.n_layers) for p in range(n_positions)]
+    return [Cell(kind, L, None, h) for L in range(cfg.n_layers) for h in range(cfg.n_heads)]
+
+
+def grid_shape(model: HookedTransformer, kind: str, n_positions: int) -> tuple[int, int]:
+    columns = n_positions if kind in PER_POSITION else model.cfg.n_heads
+    return model.cfg.n_layers, columns
+
+
+def source_hook(cell: Cell) -> str:
+    """Where the value a cell copies in is read in the source run. A head's Q/K/V input is the
+    block's residual input repeated per head, so it is read once, at `hook_resid_pre`."""
+    if cell.kind in ("q", "k", "v"):
+        return f"blocks.{cell.layer}.hook_resid_pre"
+    return cell.hook
+
+
+def source_index(cell: Cell) -> tuple:
+    if cell.kind in ("q", "k", "v"):
+        return (slice(None), slice(None))
+    return cell.index

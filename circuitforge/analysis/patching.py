@@ -1,0 +1,149 @@
+"""Activation patching, exact and by attribution, over a list of cells.
+
+Directions: `denoising` runs the corrupted prompt and copies in the clean run's activation at one
+cell (does this piece restore the behaviour?); `noising` runs the clean prompt and copies in the
+corrupted run's (is this piece needed?). Both are reported on one scale, the normalised logit
+difference: 0 = the corrupted run's, 1 = the clean run's (`normalised`).
+
+**Exact** (`patched_metric`): `cells_per_forward` cells share one forward pass. The batch of
+pairs is repeated once per cell, and the hook at each cell's point writes the source value into
+that cell's copy only (`patch_rows` below is where it happens).
+
+**Attribution patching** (`attribution_estimates`): one forward and one backward of the target
+run, with a zero probe added at every hook of the sweep, give the metric's gradient at every
+cell. The estimate of a cell is `(source - target) . gradient` over the cell's slice: the
+first-order Taylor term of the exact patch.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Literal
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformer_lens import HookedTransformer
+
+from circuitforge.analysis.cells import Cell, source_hook, source_index
+from circuitforge.analysis.runs import (
+    answer_logit_difference,
+    capture,
+    final_residual,
+    head_input_hooks,
+)
+
+Direction = Literal["denoising", "noising"]
+DIRECTIONS = ("denoising", "noising")
+
+
+def target_and_source(batch: dict, direction: str) -> tuple[Tensor, Tensor]:
+    """(the prompts that are run, the prompts whose activations are copied in)."""
+    if direction == "denoising":
+        return batch["corrupt"], batch["clean"]
+    if direction == "noising":
+        return batch["clean"], batch["corrupt"]
+    raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+
+
+def source_activations(
+    model: HookedTransformer, tokens: Int[Tensor, "batch pos"], cells: list[Cell]
+) -> dict[str, Tensor]:
+    """One run of the source prompts, keeping the activations the cells copy in."""
+    return capture(model, tokens, sorted({source_hook(c) for c in cells}))[0]
+
+
+def uses_head_inputs(cells: list[Cell]) -> bool:
+    return any(c.kind in ("q", "k", "v") for c in cells)
+
+
+def _patch_rows(chunk: list[Cell], source: dict[str, Tensor], n_pairs: int):
+    """The forward hooks of one chunk: copy i of the batch gets cell i's source value."""
+    at_hook: dict[str, list[tuple[int, Cell]]] = defaultdict(list)
+    for i, cell in enumerate(chunk):
+        at_hook[cell.hook].append((i, cell))
+
+    def patch_rows(act: Tensor, hook) -> Tensor:
+        for i, cell in at_hook[hook.name]:
+            value = source[source_hook(cell)][source_index(cell)]
+            rows = slice(i * n_pairs, (i + 1) * n_pairs)
+            act[(rows, *cell.index[1:])] = value.to(act.device, act.dtype)
+        return act
+
+    return [(name, patch_rows) for name in at_hook]
+
+
+def _repeat(batch: dict, times: int) -> dict:
+    keys = ("read", "answer", "wrong_answer")
+    return {k: batch[k].repeat(times, *([1] * (batch[k].dim() - 1))) for k in keys}
+
+
+@torch.no_grad()
+def patched_metric(
+    model: HookedTransformer,
+    batch: dict,
+    cells: list[Cell],
+    direction: str,
+    cells_per_forward: int = 16,
+    progress: bool = False,
+) -> Float[Tensor, "cells batch"]:
+    """The logit difference of every pair with each cell patched (exact; batched)."""
+    if cells_per_forward < 1:
+        raise ValueError(f"cells_per_forward must be at least 1, got {cells_per_forward}")
+    with head_input_hooks(model, uses_head_inputs(cells)):
+        return _patched_metric(model, batch, cells, direction, cells_per_forward, progress)
+
+
+def _patched_metric(model, batch, cells, direction, cells_per_forward, progress) -> Tensor:
+    target, source_tokens = target_and_source(batch, direction)
+    source = source_activations(model, source_tokens, cells)
+    n = target.shape[0]
+    out = []
+    starts = range(0, len(cells), cells_per_forward)
+    for start in tqdm(starts, desc=f"{direction} {cells[0].kind}", disable=not progress):
+        chunk = cells[start : start + cells_per_forward]
+        with model.hooks(fwd_hooks=_patch_rows(chunk, source, n)):
+            residual = final_residual(model, target.repeat(len(chunk), 1))
+        metric = answer_logit_difference(model, residual, _repeat(batch, len(chunk)))
+        out.append(metric.view(len(chunk), n).float().cpu())
+    return torch.cat(out)
+
+
+def attribution_estimates(
+    model: HookedTransformer, batch: dict, cells: list[Cell], direction: str
+) -> tuple[Float[Tensor, "cells batch"], Float[Tensor, " batch"]]:
+    """First-order estimates of the change in logit difference each cell's patch makes, from
+    one forward/backward of the target run; and the target run's logit difference."""
+    with head_input_hooks(model, uses_head_inputs(cells)):
+        return _attribution_estimates(model, batch, cells, direction)
+
+
+def _attribution_estimates(model, batch, cells, direction) -> tuple[Tensor, Tensor]:
+    target, source_tokens = target_and_source(batch, direction)
+    source = source_activations(model, source_tokens, cells)
+    names = sorted({c.hook for c in cells})
+    acts: dict[str, Tensor] = {}
+    probes: dict[str, Tensor] = {}
+
+    def probe(act: Tensor, hook) -> Tensor:
+        acts[hook.name] = act.detach()
+        probes[hook.name] = torch.zeros_like(act, requires_grad=True)
+        return act + probes[hook.name]  # d metric / d probe = d metric / d act
+
+    with torch.enable_grad(), model.hooks(fwd_hooks=[(name, probe) for name in names]):
+        metric = answer_logit_difference(model, final_residual(model, target), batch)
+        grads = dict(zip(names, torch.autograd.grad(metric.sum(), [probes[n] for n in names])))
+    rows = []
+    for cell in cells:
+        here = acts[cell.hook][cell.index]
+        delta = source[source_hook(cell)][source_index(cell)].to(here.device) - here
+        rows.append((delta * grads[cell.hook][cell.index]).flatten(1).sum(1).float().cpu())
+    return torch.stack(rows), metric.detach().float().cpu()
+
+
+def normalised(
+    value: Tensor | float, clean: Tensor | float, corrupt: Tensor | float
+) -> Tensor | float:
+    """0 = the corrupted run's logit difference, 1 = the clean run's."""
+    return (value - corrupt) / (clean - corrupt)

@@ -1,0 +1,74 @@
+"""FrozenModelAnalysis: the shared shell of the classic analyses (test runs, nothing trained).
+
+Subclasses implement `analyse(batch)` (one batch of prompt pairs) and `finish()` (returns the
+result the `AnalysisExport` callback writes: `{"json": ..., "pictures": ..., "tables": ...}`).
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from transformer_lens import HookedTransformer
+
+from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
+from lightning_modules.frozen_holder import Unregistered
+
+
+class FrozenModelAnalysis(L.LightningModule):
+    EXPERIMENT = "analysis"
+
+    def __init__(self, model: FrozenModelSpec) -> None:
+        super().__init__()
+        self.spec = model
+        self._frozen = Unregistered(load_frozen_model(model))
+        self.result: dict | None = None
+
+    @property
+    def frozen_model(self) -> HookedTransformer:
+        return self._frozen.model
+
+    @property
+    def injection_layer(self) -> int:  # where FrozenModelStrategy puts this module's tensors
+        return 0
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None or not hasattr(datamodule, "bind_model"):
+            raise ValueError(f"{type(self).__name__} needs data: PromptPairDataModule")
+        datamodule.bind_model(self.frozen_model)
+
+    @property
+    def pairs(self):
+        """All the pairs the run covers (the datamodule's training pairs)."""
+        return self.trainer.datamodule.train_pairs
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        # Lightning runs test steps under torch.inference_mode; attribution patching needs
+        # gradients, and inference tensors cannot enter autograd: leave it, with copies.
+        with torch.inference_mode(False):
+            self.analyse({k: v.clone() for k, v in batch.items()})
+
+    def on_test_epoch_end(self) -> None:
+        with torch.inference_mode(False):
+            self.result = self.finish()
+
+    def analyse(self, batch: dict) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> dict:
+        raise NotImplementedError
+
+    def str_tokens(self, tokens: torch.Tensor, read: torch.Tensor) -> list[list[str]]:
+        """Each prompt's tokens as text, up to its read position."""
+        return [self.frozen_model.to_str_tokens(row) for row in _prompts(tokens, read)]
+
+    def texts(self, tokens: torch.Tensor, read: torch.Tensor) -> list[str]:
+        """Each prompt decoded, without its BOS."""
+        model = self.frozen_model
+        skip = int(model.cfg.default_prepend_bos)
+        return [model.to_string(row[skip:]) for row in _prompts(tokens, read)]
+
+
+def _prompts(tokens: torch.Tensor, read: torch.Tensor) -> list[torch.Tensor]:
+    ends = read.long().cumsum(1).argmax(1) + 1  # one past the last read position
+    return [row[:end] for row, end in zip(tokens, ends.tolist())]
