@@ -1,4 +1,4 @@
-"""ActivationPatchingModule: patching sweeps and attribution patching over prompt pairs (a test run).
+"""ActivationPatchingModule: patching sweeps and attribution patching over prompt pairs (test).
 
 `python train.py test --config configs/analysis/demo_patching.yaml`. Each test step runs every
 sweep (resid_pre / attn_out / mlp_out per layer x position; z / q / k / v per layer x head) in
@@ -40,8 +40,8 @@ class ActivationPatchingModule(FrozenModelAnalysis):
     def __init__(
         self,
         model: FrozenModelSpec,
-        sweeps: list[SweepKind] = list(SWEEP_KINDS),
-        directions: list[Direction] = list(DIRECTIONS),
+        sweeps: list[SweepKind] | None = None,
+        directions: list[Direction] | None = None,
         attribution: bool = True,
         cells_per_forward: int = 16,
         circuit: str | None = None,
@@ -51,8 +51,9 @@ class ActivationPatchingModule(FrozenModelAnalysis):
     ) -> None:
         """Args:
         model: the frozen language model.
-        sweeps: which sweeps (resid_pre, attn_out, mlp_out, z, q, k, v).
-        directions: denoising (clean into corrupted) and/or noising (corrupted into clean).
+        sweeps: which sweeps (resid_pre, attn_out, mlp_out, z, q, k, v); default all.
+        directions: denoising (clean into corrupted) and/or noising (corrupted into clean);
+            default both.
         attribution: also estimate every sweep by attribution patching, and correlate.
         cells_per_forward: cells patched in one forward pass (the batch is repeated this often).
         circuit: an edge circuit's `circuit.json` (a `*` picks the newest) to compare heads with.
@@ -63,6 +64,10 @@ class ActivationPatchingModule(FrozenModelAnalysis):
         """
         super().__init__(model)
         self.save_hyperparameters()
+        sweeps = list(SWEEP_KINDS) if sweeps is None else sweeps
+        directions = list(DIRECTIONS) if directions is None else directions
+        if not sweeps or not directions:
+            raise ValueError("need at least one sweep and one direction")
         for kind in sweeps:
             check_kind(self.frozen_model, kind)
         for direction in directions:
