@@ -173,11 +173,17 @@ class ActivationPatchingModule(FrozenModelAnalysis):
         pictures = {}
         for d in self.directions:
             pictures[f"activation_patching_{d}"] = sweep_heatmaps(
-                {k: grids[d, k] for k in self.sweeps}, labels, f"activation patching, {d}"
+                {k: grids[d, k] for k in self.sweeps},
+                labels,
+                f"activation patching, {d}",
+                centre=_NO_EFFECT[d],
             )
             if self.attribution:
                 pictures[f"attribution_patching_{d}"] = sweep_heatmaps(
-                    {k: estimates[d, k] for k in self.sweeps}, labels, f"attribution patching, {d}"
+                    {k: estimates[d, k] for k in self.sweeps},
+                    labels,
+                    f"attribution patching, {d}",
+                    centre=_NO_EFFECT[d],
                 )
                 pictures[f"attribution_vs_exact_{d}"] = attribution_scatter(
                     {k: grids[d, k] for k in self.sweeps},
@@ -191,6 +197,7 @@ class ActivationPatchingModule(FrozenModelAnalysis):
 
 
 _WIDE = ("resid_pre", "attn_out", "mlp_out")
+_NO_EFFECT = {"denoising": 0.0, "noising": 1.0}  # the normalised metric of an idle patch
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:

@@ -81,9 +81,12 @@ class DirectLogitAttributionModule(FrozenModelAnalysis):
             ({"piece": n, "share": round(v, 4)} for n, v in zip(names, mean.tolist())),
             key=lambda r: -abs(r["share"]),
         )[:30]
-        picture = dla_figure(
-            heads, others, f"direct logit attribution ({self.target})", before.mean().item()
+        title = (
+            f"direct logit attribution, {self.target}: pieces sum to {json['before_softcap']:.3f}"
         )
+        if json["softcap"]:
+            title += f" before the soft-cap (the model's: {json['model_value']:.3f})"
+        picture = dla_figure(heads, others, title)
         return {
             "json": json,
             "pictures": {"direct_logit_attribution": picture},

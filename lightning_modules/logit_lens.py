@@ -71,7 +71,7 @@ class LogitLensModule(FrozenModelAnalysis):
         ranks = torch.cat(self.ranks, dim=1).float()
         probabilities = torch.cat(self.probabilities, dim=1)
         wrong = torch.cat(self.wrong, dim=1)
-        mean_p = probabilities.mean(1).numpy()
+        mean_p, wrong_p = probabilities.mean(1).numpy(), wrong.mean(1).numpy()
         median_rank = ranks.median(1).values.numpy()
         json = {
             "stages": self.stages,
@@ -80,17 +80,19 @@ class LogitLensModule(FrozenModelAnalysis):
             "answer_mean_probability": mean_p.round(6).tolist(),
             "answer_median_rank": median_rank.tolist(),
             "answer_top1_fraction": (ranks == 0).float().mean(1).round(decimals=4).tolist(),
-            "wrong_answer_mean_probability": wrong.mean(1).numpy().round(6).tolist(),
+            "wrong_answer_mean_probability": wrong_p.round(6).tolist(),
             "prompts": self.shown,
         }
         curves = {
-            f"{p['prompt'][-30:]!r}": (
+            f"...{p['prompt'][-32:]} ->{p['answer']}": (
                 np.array(p["answer_probability"]),
                 np.array(p["answer_rank"], dtype=float),
             )
             for p in self.shown
         }
-        picture = lens_figure(self.stages, mean_p, median_rank, curves, "logit lens: the answer")
+        picture = lens_figure(
+            self.stages, mean_p, median_rank, curves, "logit lens: the answer", wrong_p
+        )
         return {"json": json, "pictures": {"logit_lens": picture}, "tables": self._tables()}
 
     def _tables(self) -> dict[str, str]:

@@ -20,9 +20,19 @@ def _rgb(figure) -> np.ndarray:
     return image
 
 
-def _diverging(ax, grid: np.ndarray, rows: list[str], columns: list[str], title: str, limit=None):
-    limit = limit or max(float(np.nanmax(np.abs(grid))), 1e-6)
-    shown = ax.imshow(grid, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto", origin="lower")
+def _diverging(
+    ax, grid: np.ndarray, rows: list[str], columns: list[str], title: str, limit=None, centre=0.0
+):
+    limit = limit or max(float(np.nanmax(np.abs(grid - centre))), 1e-6)
+    shown = ax.imshow(
+        grid,
+        cmap="RdBu",
+        vmin=centre - limit,
+        vmax=centre + limit,
+        aspect="auto",
+        origin="lower",
+        interpolation="nearest",
+    )
     ax.set_title(title, fontsize=10)
     ax.set_yticks(range(len(rows)), rows, fontsize=7)
     ax.set_xticks(range(len(columns)), columns, fontsize=7, rotation=90)
@@ -33,26 +43,27 @@ def sweep_heatmaps(
     grids: dict[str, np.ndarray],
     position_labels: list[str],
     title: str,
+    centre: float = 0.0,
     limit: float | None = 1.0,
 ) -> np.ndarray:
-    """One panel per sweep kind: layer x position for the residual/attention/MLP sweeps,
-    layer x head for the head sweeps. Red = towards the clean run (1), blue = past the
-    corrupted run (< 0); white = no effect (0)."""
-    kinds = list(grids)
-    wide = [k for k in kinds if k in ("resid_pre", "attn_out", "mlp_out")]
-    narrow = [k for k in kinds if k not in wide]
-    figure = plt.figure(figsize=(4.2 * len(wide) + 2.2 * len(narrow) + 1, 4.2), dpi=110)
-    ratios = [3.0] * len(wide) + [1.3] * len(narrow)
-    axes = figure.subplots(1, len(kinds), gridspec_kw={"width_ratios": ratios}, squeeze=False)[0]
+    """Top row: layer x position for the residual/attention/MLP sweeps; bottom row: layer x
+    head for the head sweeps. White = `centre` (no effect: 0 when denoising, 1 when noising);
+    blue = higher (towards the clean run), red = lower (towards the corrupted run)."""
+    wide = [k for k in grids if k in ("resid_pre", "attn_out", "mlp_out")]
+    narrow = [k for k in grids if k not in wide]
+    rows = [r for r in (wide, narrow) if r]
+    width = max(4.5 * len(wide) + 1, 2.6 * len(narrow) + 1, 6)
+    figure = plt.figure(figsize=(width, 3.6 * len(rows) + 0.6), dpi=110, layout="constrained")
     shown = None
-    for ax, kind in zip(axes, kinds):
-        grid = grids[kind]
-        layers = [str(i) for i in range(grid.shape[0])]
-        across = position_labels if kind in wide else [f"H{h}" for h in range(grid.shape[1])]
-        shown = _diverging(ax, grid, layers, across, kind, limit)
-        ax.set_ylabel("layer", fontsize=8)
-    figure.suptitle(title, fontsize=11)
-    figure.colorbar(shown, ax=list(axes), fraction=0.02, pad=0.01)
+    for row, kinds in zip(figure.subfigures(len(rows), 1, squeeze=False)[:, 0], rows):
+        for ax, kind in zip(row.subplots(1, len(kinds), squeeze=False)[0], kinds):
+            grid = grids[kind]
+            layers = [str(i) for i in range(grid.shape[0])]
+            across = position_labels if kind in wide else [f"H{h}" for h in range(grid.shape[1])]
+            shown = _diverging(ax, grid, layers, across, kind, limit, centre)
+            ax.set_ylabel("layer", fontsize=8)
+        row.colorbar(shown, ax=row.axes, fraction=0.03, pad=0.01)
+    figure.suptitle(f"{title} (white = {centre:g}, no effect)", fontsize=11)
     return _rgb(figure)
 
 
@@ -82,23 +93,20 @@ def dla_figure(heads: np.ndarray, others: dict[str, float], title: str, total: f
         1, 2, figsize=(10, 4.2), dpi=110, gridspec_kw={"width_ratios": [1.2, 2]}
     )
     limit = max(float(np.abs(heads).max()), *(abs(v) for v in others.values()), 1e-6)
-    shown = _diverging(
-        left,
-        heads,
+    layers, head_names = (
         [str(i) for i in range(heads.shape[0])],
         [f"H{h}" for h in range(heads.shape[1])],
-        "heads",
-        limit,
     )
+    shown = _diverging(left, heads, layers, head_names, "heads", limit)
     left.set_ylabel("layer", fontsize=8)
     figure.colorbar(shown, ax=left, fraction=0.05)
     names, values = list(others), [others[n] for n in others]
-    colours = ["#b2182b" if v > 0 else "#2166ac" for v in values]
+    colours = ["#2166ac" if v > 0 else "#b2182b" for v in values]  # as the heatmap: blue > 0
     right.bar(range(len(values)), values, color=colours)
     right.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
     right.axhline(0, color="black", linewidth=0.6)
     right.set_title("embeddings, attention biases, MLPs", fontsize=10)
-    figure.suptitle(f"{title} (sum of all pieces + biases = {total:.3f})", fontsize=11)
+    figure.suptitle(title, fontsize=11)
     figure.tight_layout()
     return _rgb(figure)
 
@@ -109,15 +117,20 @@ def lens_figure(
     median_rank: np.ndarray,
     prompts: dict[str, tuple[np.ndarray, np.ndarray]],
     title: str,
+    wrong_mean_probability: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Answer probability and rank after each layer: the mean/median over all prompts (thick)
-    and each shown prompt (thin)."""
+    """Answer probability and rank after each layer: the mean/median over all prompts (thick),
+    each shown prompt (thin), and the wrong answer's mean probability (dashed)."""
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), dpi=110, sharex=True)
     x = np.arange(len(stages))
     for label, (probability, rank) in prompts.items():
         top.plot(x, probability, linewidth=0.8, alpha=0.6, label=label)
         bottom.plot(x, rank + 1, linewidth=0.8, alpha=0.6)
     top.plot(x, mean_probability, color="black", linewidth=2.2, label="mean, all prompts")
+    if wrong_mean_probability is not None:
+        top.plot(
+            x, wrong_mean_probability, color="black", linestyle="--", label="wrong answer, mean"
+        )
     bottom.plot(x, median_rank + 1, color="black", linewidth=2.2)
     top.set_ylabel("P(answer)")
     top.set_ylim(0, 1)
