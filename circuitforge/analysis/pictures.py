@@ -87,7 +87,7 @@ def attribution_scatter(
     return _rgb(figure)
 
 
-def dla_figure(heads: np.ndarray, others: dict[str, float], title: str, total: float) -> np.ndarray:
+def dla_figure(heads: np.ndarray, others: dict[str, float], title: str) -> np.ndarray:
     """Heads as a layer x head heatmap; embeddings, attention biases and MLPs as bars."""
     figure, (left, right) = plt.subplots(
         1, 2, figsize=(10, 4.2), dpi=110, gridspec_kw={"width_ratios": [1.2, 2]}
