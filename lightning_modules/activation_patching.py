@@ -14,7 +14,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from circuitforge.analysis.cells import SWEEP_KINDS, SweepKind, check_kind, grid_shape, sweep_cells
+from circuitforge.analysis.cells import (
+    PER_LAYER,
+    PER_POSITION,
+    SWEEP_KINDS,
+    SweepKind,
+    check_kind,
+    grid_shape,
+    sweep_cells,
+)
 from circuitforge.analysis.compare import (
     compare_heads,
     head_effects,
@@ -51,7 +59,8 @@ class ActivationPatchingModule(FrozenModelAnalysis):
     ) -> None:
         """Args:
         model: the frozen language model.
-        sweeps: which sweeps (resid_pre, attn_out, mlp_out, z, q, k, v); default all.
+        sweeps: which sweeps (resid_pre, attn_out, mlp_out per layer x position; attn_layer,
+            mlp_layer per layer, every position at once; z, q, k, v per head); default all.
         directions: denoising (clean into corrupted) and/or noising (corrupted into clean);
             default both.
         attribution: also estimate every sweep by attribution patching, and correlate.
@@ -149,7 +158,7 @@ class ActivationPatchingModule(FrozenModelAnalysis):
             "sweeps": {
                 d: {
                     k: {
-                        "axes": ["layer", "position" if k in _WIDE else "head"],
+                        "axes": ["layer", _AXIS.get(k, "head")],
                         "exact": grids[d, k].round(5).tolist(),
                         **(
                             {"attribution": estimates[d, k].round(5).tolist()}
@@ -196,7 +205,7 @@ class ActivationPatchingModule(FrozenModelAnalysis):
         return {"json": json, "pictures": pictures, "tables": {"attribution_correlation": table}}
 
 
-_WIDE = ("resid_pre", "attn_out", "mlp_out")
+_AXIS = {k: "position" for k in PER_POSITION} | {k: "all positions" for k in PER_LAYER}
 _NO_EFFECT = {"denoising": 0.0, "noising": 1.0}  # the normalised metric of an idle patch
 
 

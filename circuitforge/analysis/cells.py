@@ -5,6 +5,8 @@ A sweep kind names a family of hook points and how each is cut into cells:
     resid_pre  blocks.L.hook_resid_pre   one cell per (layer, position)
     attn_out   blocks.L.hook_attn_out    one cell per (layer, position)
     mlp_out    blocks.L.hook_mlp_out     one cell per (layer, position)
+    attn_layer blocks.L.hook_attn_out    one cell per layer, every position
+    mlp_layer  blocks.L.hook_mlp_out     one cell per layer, every position
     z          blocks.L.attn.hook_z      one cell per (layer, head), every position
     q, k, v    blocks.L.hook_{q,k,v}_input   one cell per (layer, head), every position
 
@@ -20,14 +22,21 @@ from typing import Literal
 
 from transformer_lens import HookedTransformer
 
-SweepKind = Literal["resid_pre", "attn_out", "mlp_out", "z", "q", "k", "v"]
-SWEEP_KINDS: tuple[str, ...] = ("resid_pre", "attn_out", "mlp_out", "z", "q", "k", "v")
+SweepKind = Literal[
+    "resid_pre", "attn_out", "mlp_out", "attn_layer", "mlp_layer", "z", "q", "k", "v"
+]
+SWEEP_KINDS: tuple[str, ...] = (
+    "resid_pre", "attn_out", "mlp_out", "attn_layer", "mlp_layer", "z", "q", "k", "v"
+)  # fmt: skip
 PER_POSITION = ("resid_pre", "attn_out", "mlp_out")
+PER_LAYER = ("attn_layer", "mlp_layer")
 PER_HEAD = ("z", "q", "k", "v")
 HOOKS = {
     "resid_pre": "blocks.{layer}.hook_resid_pre",
     "attn_out": "blocks.{layer}.hook_attn_out",
     "mlp_out": "blocks.{layer}.hook_mlp_out",
+    "attn_layer": "blocks.{layer}.hook_attn_out",
+    "mlp_layer": "blocks.{layer}.hook_mlp_out",
     "z": "blocks.{layer}.attn.hook_z",
     "q": "blocks.{layer}.hook_q_input",
     "k": "blocks.{layer}.hook_k_input",
@@ -58,7 +67,7 @@ class Cell:
 def check_kind(model: HookedTransformer, kind: str) -> None:
     if kind not in SWEEP_KINDS:
         raise ValueError(f"sweep kind must be one of {SWEEP_KINDS}, got {kind!r}")
-    if kind == "mlp_out" and model.cfg.attn_only:
+    if kind in ("mlp_out", "mlp_layer") and model.cfg.attn_only:
         raise ValueError("mlp_out: this model is attention-only (it has no MLPs)")
 
 
@@ -68,11 +77,13 @@ def sweep_cells(model: HookedTransformer, kind: str, n_positions: int) -> list[C
     cfg = model.cfg
     if kind in PER_POSITION:
         return [Cell(kind, L, p) for L in range(cfg.n_layers) for p in range(n_positions)]
+    if kind in PER_LAYER:
+        return [Cell(kind, L) for L in range(cfg.n_layers)]
     return [Cell(kind, L, None, h) for L in range(cfg.n_layers) for h in range(cfg.n_heads)]
 
 
 def grid_shape(model: HookedTransformer, kind: str, n_positions: int) -> tuple[int, int]:
-    columns = n_positions if kind in PER_POSITION else model.cfg.n_heads
+    columns = n_positions if kind in PER_POSITION else 1 if kind in PER_LAYER else model.cfg.n_heads
     return model.cfg.n_layers, columns
 
 

@@ -46,9 +46,9 @@ def sweep_heatmaps(
     centre: float = 0.0,
     limit: float | None = 1.0,
 ) -> np.ndarray:
-    """Top row: layer x position for the residual/attention/MLP sweeps; bottom row: layer x
-    head for the head sweeps. White = `centre` (no effect: 0 when denoising, 1 when noising);
-    blue = higher (towards the clean run), red = lower (towards the corrupted run)."""
+    """Top row: layer x position for the residual/attention/MLP sweeps; bottom row: one column
+    for the whole-layer sweeps, layer x head for the head sweeps. White = `centre` (no effect:
+    0 when denoising, 1 when noising); blue = higher (towards the clean run), red = lower."""
     wide = [k for k in grids if k in ("resid_pre", "attn_out", "mlp_out")]
     narrow = [k for k in grids if k not in wide]
     rows = [r for r in (wide, narrow) if r]
@@ -56,10 +56,13 @@ def sweep_heatmaps(
     figure = plt.figure(figsize=(width, 3.6 * len(rows) + 0.6), dpi=110, layout="constrained")
     shown = None
     for row, kinds in zip(figure.subfigures(len(rows), 1, squeeze=False)[:, 0], rows):
-        for ax, kind in zip(row.subplots(1, len(kinds), squeeze=False)[0], kinds):
+        ratios = [0.4 if grids[k].shape[1] == 1 else 1.0 for k in kinds]
+        axes = row.subplots(1, len(kinds), squeeze=False, width_ratios=ratios)[0]
+        for ax, kind in zip(axes, kinds):
             grid = grids[kind]
             layers = [str(i) for i in range(grid.shape[0])]
             across = position_labels if kind in wide else [f"H{h}" for h in range(grid.shape[1])]
+            across = ["all positions"] if kind in ("attn_layer", "mlp_layer") else across
             shown = _diverging(ax, grid, layers, across, kind, limit, centre)
             ax.set_ylabel("layer", fontsize=8)
         row.colorbar(shown, ax=row.axes, fraction=0.03, pad=0.01)
