@@ -32,6 +32,12 @@ class FrozenModelAnalysis(L.LightningModule):
         return 0
 
     def setup(self, stage: str) -> None:
+        if self.trainer.world_size > 1:
+            raise ValueError(
+                f"{type(self).__name__} runs in one process (its sums are not gathered across "
+                "processes); to use two GPUs, split the model with FrozenModelStrategy "
+                "(strategy.init_args.devices: [cuda:0, cuda:1])"
+            )
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is None or not hasattr(datamodule, "bind_model"):
             raise ValueError(f"{type(self).__name__} needs data: PromptPairDataModule")
