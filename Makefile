@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(PY) bench/edges.py
 	OMP_NUM_THREADS=1 $(PY) bench/atlas.py
 	OMP_NUM_THREADS=1 $(PY) bench/feature_circuits.py
+	OMP_NUM_THREADS=1 $(PY) bench/analysis.py
 
 clean:
 	rm -rf runs lightning_logs

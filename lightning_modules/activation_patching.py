@@ -87,6 +87,12 @@ class ActivationPatchingModule(FrozenModelAnalysis):
         self.sweeps, self.directions, self.attribution = list(sweeps), list(directions), attribution
         self.cells_per_forward, self.circuit, self.progress = cells_per_forward, circuit, progress
         self.head_threshold, self.top_heads = head_threshold, top_heads
+        if circuit is not None and "z" not in self.sweeps:
+            raise ValueError("circuit: the comparison reads the z (head output) sweep; add z")
+
+    def on_test_start(self) -> None:
+        if self.circuit is not None:  # fail before the sweeps, not after them
+            read_circuit_heads(self.circuit)
 
     def on_test_epoch_start(self) -> None:
         self.n_positions = self.pairs.clean.shape[1]
@@ -145,7 +151,8 @@ class ActivationPatchingModule(FrozenModelAnalysis):
             )
         labels, aligned = position_labels(self.str_tokens(self.pairs.clean, self.pairs.read))
         for name, r in correlation.items():
-            self.log(f"test/attribution_correlation/{name}", r)
+            if r is not None:
+                self.log(f"test/attribution_correlation/{name}", r)
         json = {
             "metric": {
                 "name": "normalised logit difference (0 = corrupted run, 1 = clean run)",
@@ -200,7 +207,7 @@ class ActivationPatchingModule(FrozenModelAnalysis):
                     f"attribution vs exact patching, {d}",
                 )
         table = "| sweep | r (attribution vs exact) |\n|---|---|\n" + "".join(
-            f"| {name} | {r:.3f} |\n" for name, r in correlation.items()
+            f"| {name} | {'-' if r is None else f'{r:.3f}'} |\n" for name, r in correlation.items()
         )
         return {"json": json, "pictures": pictures, "tables": {"attribution_correlation": table}}
 
@@ -209,8 +216,9 @@ _AXIS = {k: "position" for k in PER_POSITION} | {k: "all positions" for k in PER
 _NO_EFFECT = {"denoising": 0.0, "noising": 1.0}  # the normalised metric of an idle patch
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+def _pearson(a: np.ndarray, b: np.ndarray) -> float | None:
+    """None (JSON null) when either side is constant: no correlation is defined."""
     a, b = a.ravel(), b.ravel()
     if a.std() == 0 or b.std() == 0:
-        return float("nan")
+        return None
     return float(np.corrcoef(a, b)[0, 1])

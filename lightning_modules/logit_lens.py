@@ -72,7 +72,7 @@ class LogitLensModule(FrozenModelAnalysis):
         probabilities = torch.cat(self.probabilities, dim=1)
         wrong = torch.cat(self.wrong, dim=1)
         mean_p, wrong_p = probabilities.mean(1).numpy(), wrong.mean(1).numpy()
-        median_rank = ranks.median(1).values.numpy()
+        median_rank = ranks.quantile(0.5, dim=1).numpy()  # the mean of the middle two
         json = {
             "stages": self.stages,
             "readout": "final norm (scale recomputed per stage), unembedding, output soft-cap",

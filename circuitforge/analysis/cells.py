@@ -12,7 +12,8 @@ A sweep kind names a family of hook points and how each is cut into cells:
 
 The Q/K/V cells patch one head's query, key or value *input* (TransformerLens' split-QKV
 hooks; with grouped-query attention the key/value inputs are ungrouped, one per query head),
-the same slots the edge graph gives a head. Patching a head's Q input is patching its query.
+the same slots the edge graph gives a head. Patching a head's Q input at every position is
+patching its query at every position: the exact sweep writes there (`exact_point`).
 """
 
 from __future__ import annotations
@@ -85,6 +86,19 @@ def sweep_cells(model: HookedTransformer, kind: str, n_positions: int) -> list[C
 def grid_shape(model: HookedTransformer, kind: str, n_positions: int) -> tuple[int, int]:
     columns = n_positions if kind in PER_POSITION else 1 if kind in PER_LAYER else model.cfg.n_heads
     return model.cfg.n_layers, columns
+
+
+def exact_point(cell: Cell) -> tuple[str, tuple]:
+    """Where the exact patch writes (hook, slice), read from the source run at the same place.
+
+    A head's Q/K/V input patched at every position is its query/key/value patched at every
+    position: `attn.hook_q/k/v` come right after the head's projection of its own input, and
+    everything later in the head depends on them alone. So the exact sweep writes there (with
+    grouped-query attention ungrouped), and the model never builds n_heads copies of the
+    residual stream; attribution patching takes its gradient at the inputs themselves."""
+    if cell.kind in ("q", "k", "v"):
+        return f"blocks.{cell.layer}.attn.hook_{cell.kind}", (slice(None), slice(None), cell.head)
+    return cell.hook, cell.index
 
 
 def source_hook(cell: Cell) -> str:

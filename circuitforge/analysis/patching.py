@@ -5,9 +5,11 @@ cell (does this piece restore the behaviour?); `noising` runs the clean prompt a
 corrupted run's (is this piece needed?). Both are reported on one scale, the normalised logit
 difference: 0 = the corrupted run's, 1 = the clean run's (`normalised`).
 
-**Exact** (`patched_metric`): `cells_per_forward` cells share one forward pass. The batch of
-pairs is repeated once per cell, and the hook at each cell's point writes the source value into
-that cell's copy only (`patch_rows` below is where it happens).
+**Exact** (`patched_metric`): up to `cells_per_forward` cells of one layer share one forward
+pass. The batch of pairs is repeated once per cell, and the hook at each cell's point writes
+the source value into that cell's copy only (`patch_rows` below is where it happens). Below the
+cells' layer nothing differs from the plain target run, so the pass starts at that layer, from
+the target run's cached `hook_resid_pre`.
 
 **Attribution patching** (`attribution_estimates`): one forward and one backward of the target
 run, with a zero probe added at every hook of the sweep, give the metric's gradient at every
@@ -26,13 +28,15 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from circuitforge.analysis.cells import Cell, source_hook, source_index
+from circuitforge.analysis.cells import Cell, exact_point, source_hook, source_index
 from circuitforge.analysis.runs import (
     answer_logit_difference,
     capture,
     final_residual,
     head_input_hooks,
+    ungrouped_heads,
 )
+from circuitforge.model.forward import run_blocks
 
 Direction = Literal["denoising", "noising"]
 DIRECTIONS = ("denoising", "noising")
@@ -48,10 +52,10 @@ def target_and_source(batch: dict, direction: str) -> tuple[Tensor, Tensor]:
 
 
 def source_activations(
-    model: HookedTransformer, tokens: Int[Tensor, "batch pos"], cells: list[Cell]
+    model: HookedTransformer, tokens: Int[Tensor, "batch pos"], names: set[str]
 ) -> dict[str, Tensor]:
     """One run of the source prompts, keeping the activations the cells copy in."""
-    return capture(model, tokens, sorted({source_hook(c) for c in cells}))[0]
+    return capture(model, tokens, sorted(names))[0]
 
 
 def uses_head_inputs(cells: list[Cell]) -> bool:
@@ -60,15 +64,15 @@ def uses_head_inputs(cells: list[Cell]) -> bool:
 
 def _patch_rows(chunk: list[Cell], source: dict[str, Tensor], n_pairs: int):
     """The forward hooks of one chunk: copy i of the batch gets cell i's source value."""
-    at_hook: dict[str, list[tuple[int, Cell]]] = defaultdict(list)
+    at_hook: dict[str, list[tuple[int, tuple]]] = defaultdict(list)
     for i, cell in enumerate(chunk):
-        at_hook[cell.hook].append((i, cell))
+        name, index = exact_point(cell)
+        at_hook[name].append((i, index))
 
     def patch_rows(act: Tensor, hook) -> Tensor:
-        for i, cell in at_hook[hook.name]:
-            value = source[source_hook(cell)][source_index(cell)]
+        for i, index in at_hook[hook.name]:
             rows = slice(i * n_pairs, (i + 1) * n_pairs)
-            act[(rows, *cell.index[1:])] = value.to(act.device, act.dtype)
+            act[(rows, *index[1:])] = source[hook.name][index].to(act.device, act.dtype)
         return act
 
     return [(name, patch_rows) for name in at_hook]
@@ -91,23 +95,34 @@ def patched_metric(
     """The logit difference of every pair with each cell patched (exact; batched)."""
     if cells_per_forward < 1:
         raise ValueError(f"cells_per_forward must be at least 1, got {cells_per_forward}")
-    with head_input_hooks(model, uses_head_inputs(cells)):
+    with ungrouped_heads(model, uses_head_inputs(cells)):
         return _patched_metric(model, batch, cells, direction, cells_per_forward, progress)
 
 
 def _patched_metric(model, batch, cells, direction, cells_per_forward, progress) -> Tensor:
     target, source_tokens = target_and_source(batch, direction)
-    source = source_activations(model, source_tokens, cells)
+    source = source_activations(model, source_tokens, {exact_point(c)[0] for c in cells})
+    layers = sorted({c.layer for c in cells})
+    # Up to a cell's layer the patched run is the plain target run: start there, from its cache.
+    start_of = capture(model, target, [f"blocks.{L}.hook_resid_pre" for L in layers])[0]
     n = target.shape[0]
-    out = []
-    starts = range(0, len(cells), cells_per_forward)
-    for start in tqdm(starts, desc=f"{direction} {cells[0].kind}", disable=not progress):
-        chunk = cells[start : start + cells_per_forward]
-        with model.hooks(fwd_hooks=_patch_rows(chunk, source, n)):
-            residual = final_residual(model, target.repeat(len(chunk), 1))
+    at_layer: dict[int, list[int]] = defaultdict(list)
+    for i, cell in enumerate(cells):
+        at_layer[cell.layer].append(i)
+    chunks = [
+        at_layer[L][s : s + cells_per_forward]
+        for L in layers
+        for s in range(0, len(at_layer[L]), cells_per_forward)
+    ]
+    out = torch.empty(len(cells), n)
+    for chunk in tqdm(chunks, desc=f"{direction} {cells[0].kind}", disable=not progress):
+        layer = cells[chunk[0]].layer
+        residual = start_of[f"blocks.{layer}.hook_resid_pre"].repeat(len(chunk), 1, 1)
+        with model.hooks(fwd_hooks=_patch_rows([cells[i] for i in chunk], source, n)):
+            residual = run_blocks(model, residual, layer, model.cfg.n_layers)
         metric = answer_logit_difference(model, residual, _repeat(batch, len(chunk)))
-        out.append(metric.view(len(chunk), n).float().cpu())
-    return torch.cat(out)
+        out[chunk] = metric.view(len(chunk), n).float().cpu()
+    return out
 
 
 def attribution_estimates(
@@ -121,7 +136,7 @@ def attribution_estimates(
 
 def _attribution_estimates(model, batch, cells, direction) -> tuple[Tensor, Tensor]:
     target, source_tokens = target_and_source(batch, direction)
-    source = source_activations(model, source_tokens, cells)
+    source = source_activations(model, source_tokens, {source_hook(c) for c in cells})
     names = sorted({c.hook for c in cells})
     acts: dict[str, Tensor] = {}
     probes: dict[str, Tensor] = {}

@@ -53,6 +53,18 @@ def head_input_hooks(model: HookedTransformer, needed: bool):
         yield
 
 
+@contextmanager
+def ungrouped_heads(model: HookedTransformer, needed: bool):
+    """One key/value hook slot per query head (`attn.hook_k/v`) under grouped-query attention,
+    while `needed`; the flag is restored after."""
+    saved = model.cfg.ungroup_grouped_query_attention
+    model.cfg.ungroup_grouped_query_attention = saved or needed
+    try:
+        yield
+    finally:
+        model.cfg.ungroup_grouped_query_attention = saved
+
+
 def read_rows(
     residual: Float[Tensor, "batch pos d_model"], read: Bool[Tensor, "batch pos"]
 ) -> Float[Tensor, "batch d_model"]:
