@@ -86,7 +86,8 @@ class DirectLogitAttributionModule(FrozenModelAnalysis):
         )
         if json["softcap"]:
             title += f" before the soft-cap (the model's: {json['model_value']:.3f})"
-        picture = dla_figure(heads, others, title)
+        largest = {r["piece"]: r["share"] for r in rows[:15]}
+        picture = dla_figure(heads, others, largest, title)
         return {
             "json": json,
             "pictures": {"direct_logit_attribution": picture},

@@ -90,11 +90,20 @@ def attribution_scatter(
     return _rgb(figure)
 
 
-def dla_figure(heads: np.ndarray, others: dict[str, float], title: str) -> np.ndarray:
-    """Heads as a layer x head heatmap; embeddings, attention biases and MLPs as bars."""
-    figure, (left, right) = plt.subplots(
-        1, 2, figsize=(10, 4.2), dpi=110, gridspec_kw={"width_ratios": [1.2, 2]}
+def dla_figure(
+    heads: np.ndarray, others: dict[str, float], largest: dict[str, float], title: str
+) -> np.ndarray:
+    """Three panels: the largest pieces as bars (largest first), every head as a layer x head
+    heatmap, and the embeddings, attention biases and MLPs as bars in model order."""
+    figure, (first, left, right) = plt.subplots(
+        1, 3, figsize=(15, 4.6), dpi=110, gridspec_kw={"width_ratios": [1.3, 1.2, 2]}
     )
+    names = list(largest)[::-1]  # barh draws bottom-up: the largest on top
+    values = [largest[n] for n in names]
+    first.barh(range(len(values)), values, color=[_colour(v) for v in values])
+    first.set_yticks(range(len(names)), names, fontsize=7)
+    first.axvline(0, color="black", linewidth=0.6)
+    first.set_title(f"the {len(names)} largest pieces", fontsize=10)
     limit = max(float(np.abs(heads).max()), *(abs(v) for v in others.values()), 1e-6)
     layers, head_names = (
         [str(i) for i in range(heads.shape[0])],
@@ -104,14 +113,17 @@ def dla_figure(heads: np.ndarray, others: dict[str, float], title: str) -> np.nd
     left.set_ylabel("layer", fontsize=8)
     figure.colorbar(shown, ax=left, fraction=0.05)
     names, values = list(others), [others[n] for n in others]
-    colours = ["#2166ac" if v > 0 else "#b2182b" for v in values]  # as the heatmap: blue > 0
-    right.bar(range(len(values)), values, color=colours)
+    right.bar(range(len(values)), values, color=[_colour(v) for v in values])
     right.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
     right.axhline(0, color="black", linewidth=0.6)
     right.set_title("embeddings, attention biases, MLPs", fontsize=10)
     figure.suptitle(title, fontsize=11)
     figure.tight_layout()
     return _rgb(figure)
+
+
+def _colour(value: float) -> str:
+    return "#2166ac" if value > 0 else "#b2182b"  # as the heatmaps: blue > 0, red < 0
 
 
 def lens_figure(
