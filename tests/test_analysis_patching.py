@@ -313,3 +313,34 @@ def test_attribution_tracks_exact_patching_on_32_pairs():
         print(f"  {kind:9s} r = {r:.4f}")
     for kind in ("resid_pre", "attn_out", "mlp_out", "z"):
         assert found[kind] > 0.9, (kind, found[kind])
+
+
+@pytest.mark.parametrize("kind", ["q", "k", "v"])
+def test_patching_a_heads_input_is_patching_its_query_key_value(kind):
+    """The exact sweep writes a head's Q/K/V at attn.hook_q/k/v (`exact_point`); the cell is
+    defined as the head's *input*. A plain run that patches the input itself (split-QKV hooks,
+    the source's resid_pre copied into that head's slot) must give the same numbers."""
+    model, batch = demo(), BATCHES["demo"]()
+    cells = chosen_cells("demo", kind)
+    target, source = target_source(batch, "denoising")
+    saved = (model.cfg.use_split_qkv_input, model.cfg.ungroup_grouped_query_attention)
+    model.cfg.use_split_qkv_input = model.cfg.ungroup_grouped_query_attention = True
+    try:
+        with torch.no_grad():
+            _, cache_ = model.run_with_cache(source, names_filter=lambda n: "resid_pre" in n)
+            expected = []
+            for cell in cells:
+
+                def patch(act, hook, cell=cell):
+                    act = act.clone()
+                    act[:, :, cell.head] = cache_[f"blocks.{cell.layer}.hook_resid_pre"]
+                    return act
+
+                logits = model.run_with_hooks(
+                    target, fwd_hooks=[(f"blocks.{cell.layer}.hook_{kind}_input", patch)]
+                )
+                expected.append(plain_metric(logits, batch))
+    finally:
+        model.cfg.use_split_qkv_input, model.cfg.ungroup_grouped_query_attention = saved
+    found = patched_metric(model, batch, cells, "denoising", cells_per_forward=5)
+    assert_close(found, torch.stack(expected), atol=1e-4, rtol=1e-4)
