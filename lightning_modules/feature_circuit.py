@@ -10,9 +10,7 @@ correction, and faithfulness and completeness measured on the held-out pairs. Th
 
 from __future__ import annotations
 
-import lightning as L
 import torch
-from transformer_lens import HookedTransformer
 
 from circuitforge.feature_circuits.circuit import (
     Ablation,
@@ -25,11 +23,11 @@ from circuitforge.feature_circuits.circuit import (
 )
 from circuitforge.feature_circuits.points import SAEGroup, SAEPoint, load_points
 from circuitforge.model.forward import block_device
-from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
-from lightning_modules.frozen_holder import Unregistered
+from circuitforge.model.spec import FrozenModelSpec
+from lightning_modules.frozen_model_analysis import FrozenModelAnalysis
 
 
-class FeatureCircuitModule(L.LightningModule):
+class FeatureCircuitModule(FrozenModelAnalysis):
     EXPERIMENT = "feature_circuit"
 
     def __init__(
@@ -51,30 +49,13 @@ class FeatureCircuitModule(L.LightningModule):
         nodes_per_point: at most this many features per point (largest |score|).
         node_threshold: keep only nodes with |score| >= this (the error terms too).
         """
-        super().__init__()
+        super().__init__(model)
         self.save_hyperparameters()
         if method == "ig" and ig_steps < 1:
             raise ValueError(f"ig_steps must be at least 1, got {ig_steps}")
-        self.spec, self.ablation, self.method, self.ig_steps = model, ablation, method, ig_steps
+        self.ablation, self.method, self.ig_steps = ablation, method, ig_steps
         self.nodes_per_point, self.node_threshold = nodes_per_point, node_threshold
-        frozen = load_frozen_model(model)
-        self.points: list[SAEPoint] = load_points(frozen, saes)
-        self._frozen = Unregistered(frozen)
-        self.result: dict | None = None
-
-    @property
-    def frozen_model(self) -> HookedTransformer:
-        return self._frozen.model
-
-    @property
-    def injection_layer(self) -> int:  # where FrozenModelStrategy puts this module's tensors
-        return 0
-
-    def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is None or not hasattr(datamodule, "bind_model"):
-            raise ValueError("FeatureCircuitModule needs data: PromptPairDataModule")
-        datamodule.bind_model(self.frozen_model)
+        self.points: list[SAEPoint] = load_points(self.frozen_model, saes)
 
     def on_test_start(self) -> None:
         for point in self.points:  # each SAE beside the block it reads (the strategy placed them)
@@ -85,13 +66,7 @@ class FeatureCircuitModule(L.LightningModule):
             self.scores = NodeScores(self.points)
         self.batches: list[dict] = []
 
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        # Lightning runs test steps under torch.inference_mode; attribution needs gradients, and
-        # tensors made in inference mode cannot enter autograd: leave it, with copies.
-        with torch.inference_mode(False):
-            self._attribute({k: v.clone() for k, v in batch.items()})
-
-    def _attribute(self, batch: dict) -> None:
+    def analyse(self, batch: dict) -> None:  # (outside inference mode: see the base class)
         found = batch_attribution(
             self.frozen_model, self.points, batch, self.ablation, self.method, self.ig_steps
         )
@@ -99,11 +74,7 @@ class FeatureCircuitModule(L.LightningModule):
         self.batches.append(batch)
         self.log("test/logit_difference", found.metric.mean(), batch_size=len(found.metric))
 
-    def on_test_epoch_end(self) -> None:
-        with torch.inference_mode(False):
-            self._finish()
-
-    def _finish(self) -> None:
+    def finish(self) -> dict:
         features, errors = self.scores.mean()
         kept = select_nodes(features, errors, self.nodes_per_point, self.node_threshold)
         model = self.frozen_model
@@ -113,7 +84,9 @@ class FeatureCircuitModule(L.LightningModule):
             for b in self.trainer.datamodule.validation_batches()
         ]
         quality = circuit_quality(model, self.points, held_out, kept, self.ablation)
-        self.result = {
+        self.log("test/faithfulness", quality["faithfulness"])
+        self.log("test/completeness", quality["completeness"])
+        return {
             "features": features,
             "errors": errors,
             "kept": kept,
@@ -122,5 +95,3 @@ class FeatureCircuitModule(L.LightningModule):
             "examples": self.scores.examples,
             "held_out_examples": sum(len(b["clean"]) for b in held_out),
         }
-        self.log("test/faithfulness", quality["faithfulness"])
-        self.log("test/completeness", quality["completeness"])

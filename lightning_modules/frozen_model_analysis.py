@@ -1,4 +1,5 @@
-"""FrozenModelAnalysis: the shared shell of the classic analyses (test runs, nothing trained).
+"""FrozenModelAnalysis: the shared shell of the test runs that train nothing (activation patching,
+direct logit attribution, logit lens, feature circuits).
 
 Subclasses implement `analyse(batch)` (one batch of prompt pairs) and `finish()` (returns the
 result the `AnalysisExport` callback writes: `{"json": ..., "pictures": ..., "tables": ...}`).
