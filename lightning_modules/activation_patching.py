@@ -112,16 +112,20 @@ class ActivationPatchingModule(FrozenModelAnalysis):
         self.totals["clean"] += clean.sum().item()
         self.totals["corrupt"] += corrupt.sum().item()
         self.totals["pairs"] += len(clean)
+        # Every sweep of a direction in one call: one source run and one cached target run
+        # serve them all, and a layer's cells of every kind share the forward passes.
+        cells = [cell for kind in self.sweeps for cell in self.cells[kind]]
+        lengths = [len(self.cells[kind]) for kind in self.sweeps]
         for direction in self.directions:
-            for kind, cells in self.cells.items():
-                found = patched_metric(
-                    model, batch, cells, direction, self.cells_per_forward, self.progress
-                )
-                self.exact[direction, kind] = self.exact[direction, kind] + found.sum(1)
-                if self.attribution:
-                    change, base = attribution_estimates(model, batch, cells, direction)
-                    estimate = (change + base).sum(1)
-                    self.estimate[direction, kind] = self.estimate[direction, kind] + estimate
+            found = patched_metric(
+                model, batch, cells, direction, self.cells_per_forward, self.progress
+            )
+            for kind, part in zip(self.sweeps, found.split(lengths)):
+                self.exact[direction, kind] = self.exact[direction, kind] + part.sum(1)
+            if self.attribution:
+                change, base = attribution_estimates(model, batch, cells, direction)
+                for kind, part in zip(self.sweeps, (change + base).split(lengths)):
+                    self.estimate[direction, kind] = self.estimate[direction, kind] + part.sum(1)
         self.log("test/logit_difference_clean", clean.mean(), batch_size=len(clean))
 
     def finish(self) -> dict:

@@ -1,8 +1,9 @@
 """FrozenModelAnalysis: the shared shell of the test runs that train nothing (activation patching,
 direct logit attribution, logit lens, feature circuits).
 
-Subclasses implement `analyse(batch)` (one batch of prompt pairs) and `finish()` (returns the
-result the `AnalysisExport` callback writes: `{"json": ..., "pictures": ..., "tables": ...}`).
+Subclasses implement `analyse(batch)` (one batch of prompt pairs) and `finish()`, whose return
+value becomes `self.result` for the run's callback (for `AnalysisExport`: `{"json": ...,
+"pictures": ..., "tables": ...}`).
 """
 
 from __future__ import annotations

@@ -44,11 +44,12 @@ def compare_heads(effects: np.ndarray, circuit_heads: set[str], threshold: float
     names = [f"{L}.{H}" for L in range(effects.shape[0]) for H in range(effects.shape[1])]
     flat = effects.ravel()
     order = np.argsort(-flat, kind="stable")
-    mattering = {names[i] for i in order if flat[i] >= threshold}
+    ranked = [names[i] for i in order if flat[i] >= threshold]  # largest effect first
+    mattering = set(ranked)
     both = mattering & circuit_heads
     return {
         "threshold": threshold,
-        "heads_that_matter": sorted(mattering, key=lambda n: -flat[names.index(n)]),
+        "heads_that_matter": ranked,
         "heads_in_circuit": sorted(circuit_heads),
         "in_both": sorted(both),
         "matter_but_not_in_circuit": sorted(mattering - circuit_heads),

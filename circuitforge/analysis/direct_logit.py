@@ -63,11 +63,9 @@ def residual_pieces(
 ) -> tuple[list[str], Float[Tensor, "batch piece d_model"]]:
     """The pieces of the final residual at each pair's read position."""
     cfg = model.cfg
-    if cfg.original_architecture in ("BertForMaskedLM",) or cfg.positional_embedding_type in (
-        "shortformer",
-    ):
-        raise NotImplementedError("direct logit attribution: this architecture is not supported")
-    at = {name: read_rows(act, read) if act.dim() >= 3 else act for name, act in cache.items()}
+    if cfg.positional_embedding_type == "shortformer":
+        raise NotImplementedError("direct logit attribution: shortformer positions unsupported")
+    at = {name: read_rows(act, read) for name, act in cache.items()}
     names, pieces = ["embed"], [at["blocks.0.hook_resid_pre"]]
     if "hook_pos_embed" in at:
         pieces[0] = pieces[0] - at["hook_pos_embed"]

@@ -115,7 +115,7 @@ def _patched_metric(model, batch, cells, direction, cells_per_forward, progress)
         for s in range(0, len(at_layer[L]), cells_per_forward)
     ]
     out = torch.empty(len(cells), n)
-    for chunk in tqdm(chunks, desc=f"{direction} {cells[0].kind}", disable=not progress):
+    for chunk in tqdm(chunks, desc=f"{direction} patching", disable=not progress):
         layer = cells[chunk[0]].layer
         residual = start_of[f"blocks.{layer}.hook_resid_pre"].repeat(len(chunk), 1, 1)
         with model.hooks(fwd_hooks=_patch_rows([cells[i] for i in chunk], source, n)):
