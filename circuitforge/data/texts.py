@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -12,7 +13,8 @@ def load_texts(source: str, n: int | None = None, text_field: str = "text") -> l
     """The first `n` documents of `source`.
 
     A local `.txt` file holds one document per non-empty line; a `.jsonl` file one JSON object
-    per line with the text under `text_field`. Anything else is a Hugging Face dataset name.
+    per line with the text under `text_field` (`.jsonl.gz`: the same, gzipped, as the shipped
+    English corpus). Anything else is a Hugging Face dataset name.
     """
     path = Path(source)
     if path.suffix in (".txt", ".jsonl", ".json") or path.exists():
@@ -31,8 +33,9 @@ def _read_local(path: Path, text_field: str) -> list[str]:
     if not path.is_file():
         raise FileNotFoundError(f"text file {path} does not exist")
     verify_if_listed(path)  # the shipped corpus is listed in its folder's manifest.json
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    if path.suffix != ".jsonl":
+    text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not path.name.endswith((".jsonl", ".jsonl.gz")):
         return lines
     texts = []
     for number, line in enumerate(lines, 1):
