@@ -8,6 +8,7 @@ minus the activation of `blocks.{T}.mlp.hook_post[..., neuron]`.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import lightning as L
@@ -19,8 +20,14 @@ from circuitforge.atlas.vector_x import AtlasSeed, atlas_seeds
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
 from circuitforge.patchscope.constraints import NormConstraint, constrain_norm
 from circuitforge.patchscope.injection import resid_pre_hook_name
-from circuitforge.patchscope.objective import NeuronObjective, check_layers_and_neurons
+from circuitforge.patchscope.objective import (
+    LrScale,
+    NeuronObjective,
+    check_layers_and_neurons,
+    neuron_loss,
+)
 from circuitforge.patchscope.prompt import locate_placeholder
+from circuitforge.patchscope.word_residuals import vocabulary_words, word_residuals
 from lightning_modules.checkpoint_identity import check_checkpoint_identity
 from lightning_modules.frozen_holder import Unregistered
 
@@ -39,7 +46,11 @@ class ResidualVectorModule(L.LightningModule):
         placeholder: str = "x",
         init: Literal["mean", "zeros", "random", "atlas"] = "mean",
         lr: float = 0.05,
+        lr_scale: LrScale = "absolute",
         norm_constraint: NormConstraint = "none",
+        target_activation: float | None = None,
+        baseline: Literal["corpus", "words"] = "corpus",
+        n_words: int = 4000,
         atlas: str | None = None,
     ) -> None:
         """Args:
@@ -53,8 +64,22 @@ class ResidualVectorModule(L.LightningModule):
         init: `mean` (the dataset baseline, as the seed study), `zeros`, `random` (seeded,
             scaled to the dataset's typical norm), or `atlas`: Vector X, the residual stream at
             the neuron's strongest context in the atlas (re-run, at `source_layer`).
-        lr: Adam learning rate.
+        lr: Adam learning rate (with `lr_scale: typical_norm`, a fraction of the typical norm).
+        lr_scale: `absolute` (the seed study: Adam steps of about `lr` per coordinate) or
+            `typical_norm`: Adam's rate is `lr * typical_norm / sqrt(d_model)`, so one step moves
+            X by about `lr` of the typical residual norm. Real models need it: Gemma-3-270M's
+            residual norms are ~3,700 at layer 6, where steps of 0.05 leave X where it started.
         norm_constraint: `none` (the seed study), `ball` or `sphere` at the typical norm.
+        target_activation: stop pushing the neuron past this value (hinge loss
+            `relu(target - activation)`), e.g. about the neuron's natural maximum from the atlas.
+            None: maximise without bound (the seed study), which on a real model drives the
+            neuron to hundreds of times its natural range, off every text the model has seen.
+        baseline: what X starts from (`init: mean`), is decoded against, and whose typical norm
+            scales the steps and the ball: `corpus` (the seed study: the data module's mean
+            residual at the last token of its documents) or `words`: the mean residual at the
+            placeholder with each of `n_words` vocabulary words put there
+            (`circuitforge/patchscope/word_residuals.py`), an "average word" in that slot.
+        n_words: how many words `baseline: words` averages (the vocabulary's first whole words).
         atlas: the `atlas.json` of `init: atlas` (an atlas of `target_layer`'s MLP neurons).
         """
         super().__init__()
@@ -62,6 +87,12 @@ class ResidualVectorModule(L.LightningModule):
         seeds = [0] if seeds is None else list(seeds)
         self.spec, self.source_layer, self.target_layer = model, source_layer, target_layer
         self.init, self.lr, self.norm_constraint = init, lr, norm_constraint
+        self.lr_scale, self.target_activation = lr_scale, target_activation
+        self.baseline_source, self.n_words = baseline, n_words
+        if target_activation is not None and not math.isfinite(target_activation):
+            raise ValueError(f"target_activation must be a finite number, got {target_activation}")
+        if baseline == "words" and n_words < 1:
+            raise ValueError(f"n_words must be at least 1, got {n_words}")
         frozen = load_frozen_model(model)
         self.atlas_seeds: list[AtlasSeed] = []
         if init == "atlas":
@@ -110,6 +141,7 @@ class ResidualVectorModule(L.LightningModule):
             "neurons": self.vector_neurons,
             "seeds": self.vector_seeds,
             "prompt": self.prompt.text,
+            "baseline": self.baseline_source,
         }
 
     # --- set-up ------------------------------------------------------------------------------
@@ -120,11 +152,18 @@ class ResidualVectorModule(L.LightningModule):
                 "ResidualVectorModule needs a text datamodule (data: TextDataModule) to compute "
                 "the residual baseline it starts from and decodes against"
             )
-        baseline = datamodule.residual_baseline(
-            self.frozen_model, self.spec.identity(), self.source_layer
-        )
-        self.baseline.copy_(baseline.mean)
-        self.typical_norm.fill_(baseline.typical_norm)
+        if self.baseline_source == "words":
+            model = self.frozen_model
+            words = vocabulary_words(model, self.n_words)
+            table = word_residuals(model, self.prompt, self.source_layer, words)
+            mean, typical = table.mean(0), float(table.norm(dim=-1).mean())
+        else:
+            found = datamodule.residual_baseline(
+                self.frozen_model, self.spec.identity(), self.source_layer
+            )
+            mean, typical = found.mean, found.typical_norm
+        self.baseline.copy_(mean)
+        self.typical_norm.fill_(typical)
         with torch.no_grad():  # a checkpoint, when resuming, overwrites this afterwards
             self.X.copy_(self.initial_vectors())
 
@@ -161,7 +200,7 @@ class ResidualVectorModule(L.LightningModule):
         self.activation_history.append(activations.detach().cpu().tolist())
         for name, value in zip(self.vector_names(), activations.detach()):
             self.log(f"activation/{name}", value, on_step=True, on_epoch=False, prog_bar=True)
-        loss = -activations.sum()  # a sum keeps every vector's gradient its own
+        loss = neuron_loss(activations, self.target_activation)
         self.log("train/loss", loss, on_step=True, on_epoch=False)
         return loss
 
@@ -176,7 +215,12 @@ class ResidualVectorModule(L.LightningModule):
                 self.X.copy_(constrain_norm(self.X, float(self.typical_norm), self.norm_constraint))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam([self.X], lr=self.lr)
+        return torch.optim.Adam([self.X], lr=self.effective_lr())
+
+    def effective_lr(self) -> float:
+        if self.lr_scale == "absolute":
+            return self.lr
+        return self.lr * float(self.typical_norm) / self.X.shape[1] ** 0.5
 
     @torch.no_grad()
     def current_activations(self) -> list[float]:
