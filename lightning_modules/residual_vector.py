@@ -45,15 +45,20 @@ class ResidualVectorModule(L.LightningModule):
         prompt: str = "<pad> <pad> <pad> x",
         placeholder: str = "x",
         init: Literal["mean", "zeros", "random", "atlas"] = "mean",
-        lr: float = 0.05,
-        lr_scale: LrScale = "absolute",
-        norm_constraint: NormConstraint = "none",
+        lr: float = 0.003,
+        lr_scale: LrScale = "typical_norm",
+        norm_constraint: NormConstraint = "ball",
         target_activation: float | None = None,
-        baseline: Literal["corpus", "words"] = "corpus",
+        baseline: Literal["corpus", "words"] = "words",
         n_words: int = 4000,
         atlas: str | None = None,
     ) -> None:
-        """Args:
+        """The defaults are the recipe measured to read something on a real model (Gemma-3-270M,
+        `scripts/patchscope_recipes.py`, README "Gradient Patchscope on a real model"); the seed
+        study's recipe is `baseline: corpus, lr: 0.05, lr_scale: absolute, norm_constraint: none`
+        (configs/patchscope/gemma2_*.yaml and the toy demo.yaml say so).
+
+        Args:
         model: the frozen language model.
         source_layer: X is injected at `blocks.{source_layer}.hook_resid_pre`.
         target_layer: the neuron is read at `blocks.{target_layer}.mlp.hook_post`.

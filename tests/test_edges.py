@@ -25,8 +25,34 @@ GPT2_STYLE = dict(
     act_fn="gelu_new",
     normalization_type="LN",
 )
+# Gemma 3's attention: one shared K/V head, RMSNorm on queries and keys, local and global
+# layers, and the norm after the attention block (as Gemma-3-270M, tiny).
+GEMMA3_STYLE = dict(
+    n_layers=3,
+    d_model=32,
+    n_heads=4,
+    d_head=8,
+    n_key_value_heads=1,
+    d_mlp=64,
+    n_ctx=16,
+    d_vocab=50,
+    act_fn="gelu_pytorch_tanh",
+    normalization_type="RMS",
+    positional_embedding_type="rotary",
+    rotary_dim=8,
+    gated_mlp=True,
+    final_rms=True,
+    use_normalization_before_and_after=True,
+    use_qk_norm=True,
+    use_attn_scale=True,
+    attn_types=["local", "global", "local"],
+    window_size=3,
+    use_local_attn=True,
+    rotary_base_local=10000,
+)
 MODELS = {
     "gpt2_style": FrozenModelSpec(config=GPT2_STYLE, seed=1),
+    "gemma3_style": FrozenModelSpec(config=GEMMA3_STYLE, seed=1),
     "gemma2_style_demo": FrozenModelSpec(path=str(DEMO_MODEL)),
     "tracr_reverse": FrozenModelSpec(path=str(ROOT / "tests/fixtures/tracr/reverse")),
 }

@@ -1,0 +1,102 @@
+"""Print what `make demo` found on Gemma-3-270M, beside what the neuron does on real text.
+
+    python scripts/demo_story_gemma3.py                      # the newest patchscope_gemma3 run
+    python scripts/demo_story_gemma3.py --run runs/patchscope_gemma3/version_3
+
+Three readings side by side: the neuron's strongest contexts in the English corpus (the
+shipped atlas, `assets/gemma3/atlas_l9.json.gz`), the Patchscope decodings of the optimised X,
+and X's strongest SAE features with each feature's own strongest corpus contexts
+(`feature_contexts.json` beside the SAE). Whether they agree is for the reader to judge; the
+closing line says which words they share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ATLAS = ROOT / "assets/gemma3/atlas_l9.json.gz"
+
+
+def newest_run(name: str) -> Path:
+    runs = sorted((ROOT / "runs" / name).glob("version_*"), key=lambda p: int(p.name[8:]))
+    if not runs:
+        raise SystemExit(f"no runs/{name}/version_* yet: run `make demo` first")
+    return runs[-1]
+
+
+def read(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def words(text: str) -> set[str]:
+    return {w.lower() for w in re.findall(r"[A-Za-z]{3,}", text)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", type=Path, default=None)
+    p.add_argument("--contexts", type=int, default=8)
+    p.add_argument("--features", type=int, default=5)
+    args = p.parse_args()
+    run = args.run or newest_run("patchscope_gemma3")
+    results = run / "results"
+    optimisation = read(results / "optimization.json")
+    decoding = read(results / "patchscope_generation.json")
+    sae = read(results / "sae_decomposition.json")
+    if optimisation is None or decoding is None:
+        raise SystemExit(f"{results} has no optimization.json / patchscope_generation.json")
+    layer, neuron = optimisation["target_layer"], optimisation["neuron"]
+    atlas = json.loads(gzip.decompress(ATLAS.read_bytes()))
+    entry = atlas["neurons"][str(neuron)]
+
+    print(f"\n=== Gemma-3-270M neuron {layer}/{neuron}: what it fires on in real text ===")
+    print(
+        f"(atlas of {atlas['data']['n_documents']} English documents, {atlas['n_tokens']:,} tokens)"
+    )
+    atlas_words: set[str] = set()
+    for c in entry["top_k"][: args.contexts]:
+        context = " ".join(c["context"].split())  # one line per context
+        print(f"  {c['activation']:6.2f}  {context}")
+        atlas_words |= words(c["trigger_token"])
+
+    print(f"\n=== X, optimised at blocks.{optimisation['source_layer']}.hook_resid_pre ===")
+    print(
+        f"  neuron {optimisation['initial_activation']:.2f} -> {optimisation['final_activation']:.2f}"
+        f" in {optimisation['steps']} steps (atlas maximum {entry['activation']:.2f}); "
+        f"|X| {optimisation['x_norm']:.0f}, start {optimisation['baseline_norm']:.0f}"
+    )
+    print(f'  Patchscope "{decoding["target_prompt"]}":')
+    print(f"    contrastive: {decoding['contrastive_text']!r}")
+    print(f"    plain:       {decoding['plain_text']!r}")
+    decoded_words = words(decoding["contrastive_text"]) | words(decoding["plain_text"])
+
+    feature_words: set[str] = set()
+    if sae is not None:
+        contexts_file = Path(sae["sae"]) / "feature_contexts.json"
+        labels = read(contexts_file if contexts_file.is_absolute() else ROOT / contexts_file) or {}
+        print(f"\n=== X's strongest SAE features ({sae['sae']}, reads {sae['hook_name']}) ===")
+        for f in sae["top_features"][: args.features]:
+            tops = labels.get(str(f["feature"]), [])
+            tokens = ", ".join(repr(c["token"]) for c in tops[:5]) or "(no corpus context)"
+            print(f"  feature {f['feature']:5d}  {f['activation']:8.2f}  fires on: {tokens}")
+            feature_words |= {w for c in tops[:5] for w in words(c["token"])}
+        print(
+            f"  top-{len(sae['top_features'])} features rebuild {sae['norm_fraction_topk'][0]:.0%} of X"
+        )
+
+    print("\n=== agreement (words in common) ===")
+    print(f"  atlas triggers:             {sorted(atlas_words)}")
+    print(f"  decoded text & triggers:    {sorted(atlas_words & decoded_words) or 'none'}")
+    if sae is not None:
+        print(f"  SAE features & triggers:    {sorted(atlas_words & feature_words) or 'none'}")
+    print(f"\nresults: {results}")
+
+
+if __name__ == "__main__":
+    main()
