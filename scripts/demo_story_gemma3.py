@@ -16,7 +16,6 @@ import argparse
 import gzip
 import json
 import re
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +64,8 @@ def main() -> None:
         print(f"  {c['activation']:6.2f}  {context}")
         atlas_words |= words(c["trigger_token"])
 
-    print(f"\n=== X, optimised at blocks.{optimisation['source_layer']}.hook_resid_pre ===")
+    source = optimisation["source_layer"]
+    print(f"\n=== X, optimised at blocks.{source}.hook_resid_pre ===")
     print(
         f"  neuron {optimisation['initial_activation']:.2f} -> {optimisation['final_activation']:.2f}"
         f" in {optimisation['steps']} steps (atlas maximum {entry['activation']:.2f}); "
