@@ -67,7 +67,8 @@ def main() -> None:
     source = optimisation["source_layer"]
     print(f"\n=== X, optimised at blocks.{source}.hook_resid_pre ===")
     print(
-        f"  neuron {optimisation['initial_activation']:.2f} -> {optimisation['final_activation']:.2f}"
+        f"  neuron {optimisation['initial_activation']:.2f}"
+        f" -> {optimisation['final_activation']:.2f}"
         f" in {optimisation['steps']} steps (atlas maximum {entry['activation']:.2f}); "
         f"|X| {optimisation['x_norm']:.0f}, start {optimisation['baseline_norm']:.0f}"
     )
@@ -87,7 +88,8 @@ def main() -> None:
             print(f"  feature {f['feature']:5d}  {f['activation']:8.2f}  fires on: {tokens}")
             feature_words |= {w for c in tops[:5] for w in words(c["token"])}
         print(
-            f"  top-{len(sae['top_features'])} features rebuild {sae['norm_fraction_topk'][0]:.0%} of X"
+            f"  top-{len(sae['top_features'])} features rebuild"
+            f" {sae['norm_fraction_topk'][0]:.0%} of X"
         )
 
     print("\n=== agreement (words in common) ===")
