@@ -37,6 +37,28 @@ def words(text: str) -> set[str]:
     return {w.lower() for w in re.findall(r"[A-Za-z]{3,}", text)}
 
 
+def gained_features(run: Path, sae_path: str, k: int) -> list[dict]:
+    """X's features that gained most over its start (the baseline), from the last checkpoint:
+    X stays close to its start, so its strongest features are mostly the start's."""
+    import torch
+    from sae_lens import SAE
+
+    checkpoint = run / "checkpoints" / "last.ckpt"
+    if not checkpoint.is_file():
+        return []
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    sae = SAE.load_from_disk(str(sae_path if Path(sae_path).is_absolute() else ROOT / sae_path))
+    with torch.no_grad():
+        now, start = sae.encode(state["X"][:1]), sae.encode(state["baseline"][None])
+    gain = (now - start)[0]
+    top = gain.topk(k).indices.tolist()
+    return [
+        {"feature": i, "activation": float(now[0, i]), "start": float(start[0, i])}
+        for i in top
+        if gain[i] > 0
+    ]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", type=Path, default=None)
@@ -91,9 +113,19 @@ def main() -> None:
             f"  top-{len(sae['top_features'])} features rebuild"
             f" {sae['norm_fraction_topk'][0]:.0%} of X"
         )
+        print("  the features X gained most over its start (the mean word):")
+        for f in gained_features(run, sae["sae"], args.features):
+            tops = labels.get(str(f["feature"]), [])
+            tokens = ", ".join(repr(c["token"]) for c in tops[:5]) or "(no corpus context)"
+            print(
+                f"  feature {f['feature']:5d}  {f['start']:7.2f} -> {f['activation']:7.2f}"
+                f"  fires on: {tokens}"
+            )
+            feature_words |= {w for c in tops[:5] for w in words(c["token"])}
 
     print("\n=== agreement (words in common) ===")
     print(f"  atlas triggers:             {sorted(atlas_words)}")
+    print(f"  decoded text:               {sorted(decoded_words)}")
     print(f"  decoded text & triggers:    {sorted(atlas_words & decoded_words) or 'none'}")
     if sae is not None:
         print(f"  SAE features & triggers:    {sorted(atlas_words & feature_words) or 'none'}")

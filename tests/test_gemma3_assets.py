@@ -66,4 +66,4 @@ def test_shipped_sae_reads_its_stream_and_rebuilds_it(gemma, layer):
     with torch.no_grad():
         x_hat = sae.decode(sae.encode(x))
     explained = 1 - (x - x_hat).pow(2).sum() / (x - x.mean(0)).pow(2).sum()
-    assert explained > 0.5, f"layer {layer}: explained variance {explained:.3f}"
+    assert explained > 0.75, f"layer {layer}: explained variance {explained:.3f}"
