@@ -14,6 +14,7 @@ from circuitforge.patchscope.objective import neuron_loss
 from circuitforge.patchscope.prompt import locate_placeholder
 from circuitforge.patchscope.word_residuals import vocabulary_words, word_residuals
 from tests.conftest import fit_args
+from tests.test_residual_vector import plain_transformer_lens_loop
 from train import main
 
 PROMPT = "We say that a x"
@@ -47,35 +48,6 @@ def test_hinge_stops_pushing_at_the_target():
     assert b.grad.tolist() == [-1.0, -1.0]
 
 
-def plain_recipe_loop(model, x0, radius, lr, target, steps, neuron=170):
-    """The seed loop (full forward with hooks), with the hinge, Adam at `lr`, and the ball."""
-    tokens = model.to_tokens(PROMPT)
-    position = tokens[0].tolist().index(model.to_single_token("x"))
-    x = torch.nn.Parameter(x0.clone())
-    opt = torch.optim.Adam([x], lr=lr)
-    history = []
-    for _ in range(steps):
-        seen = {}
-
-        def inject(resid, hook):
-            resid = resid.clone()
-            resid[:, position] = x
-            return resid
-
-        def read(post, hook, seen=seen):
-            seen["a"] = post[0, position, neuron]
-
-        hooks = [("blocks.0.hook_resid_pre", inject), ("blocks.3.mlp.hook_post", read)]
-        model.run_with_hooks(tokens, fwd_hooks=hooks)
-        history.append(float(seen["a"]))
-        opt.zero_grad()
-        torch.relu(target - seen["a"]).backward()
-        opt.step()
-        with torch.no_grad():
-            x.copy_(x * (radius / x.norm()).clamp(max=1.0))
-    return history, x.detach()
-
-
 def test_recipe_run_matches_the_plain_loop(tmp_path):
     target = 60.0
     args = fit_args(
@@ -96,7 +68,17 @@ def test_recipe_run_matches_the_plain_loop(tmp_path):
     assert torch.allclose(module.baseline, table.mean(0), atol=1e-5)  # start and contrast
     assert float(module.typical_norm) == pytest.approx(radius, rel=1e-5)
     lr = 0.01 * radius / model.cfg.d_model**0.5
-    history, x = plain_recipe_loop(model, table.mean(0)[None], radius, lr, target, 12)
+    history, x = plain_transformer_lens_loop(
+        model,
+        table.mean(0)[None],
+        0,
+        3,
+        170,
+        steps=12,
+        lr=lr,
+        loss=lambda a: torch.relu(target - a),
+        after_step=lambda x: x.copy_(x * (radius / x.norm()).clamp(max=1.0)),
+    )
     got = [h[0] for h in module.activation_history]
     assert got == pytest.approx(history, rel=1e-4, abs=1e-4)
     assert torch.allclose(module.X.detach(), x, atol=1e-3)

@@ -13,8 +13,13 @@ from train import main
 PROMPT = "We say that a x"  # configs/patchscope/demo.yaml
 
 
-def plain_transformer_lens_loop(model, x0, source, target, neuron, steps, lr=0.05):
-    """The seed notebook's loop: full forward with hooks every step, Adam on an fp32 X."""
+def plain_transformer_lens_loop(
+    model, x0, source, target, neuron, steps, lr=0.05, loss=lambda a: -a, after_step=None
+):
+    """The seed notebook's loop: full forward with hooks every step, Adam on an fp32 X.
+
+    `loss` of the activation (default: its negative) and `after_step(x)` (a projection, in
+    place) let the recipe tests run their variants through the same loop."""
     tokens = model.to_tokens(PROMPT)
     position = tokens[0].tolist().index(model.to_single_token("x"))
     x = torch.nn.Parameter(x0.clone())
@@ -40,8 +45,11 @@ def plain_transformer_lens_loop(model, x0, source, target, neuron, steps, lr=0.0
         )
         history.append(float(seen["a"]))
         opt.zero_grad()
-        (-seen["a"]).backward()
+        loss(seen["a"]).backward()
         opt.step()
+        if after_step is not None:
+            with torch.no_grad():
+                after_step(x)
     return history, x.detach()
 
 
