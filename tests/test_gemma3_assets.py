@@ -67,3 +67,11 @@ def test_shipped_sae_reads_its_stream_and_rebuilds_it(gemma, layer):
         x_hat = sae.decode(sae.encode(x))
     explained = 1 - (x - x_hat).pow(2).sum() / (x - x.mean(0)).pow(2).sum()
     assert explained > 0.75, f"layer {layer}: explained variance {explained:.3f}"
+
+
+def test_the_shipped_gzipped_atlas_seeds_a_reactivation():
+    from circuitforge.atlas.vector_x import read_atlas_entry
+
+    entry = read_atlas_entry(GEMMA3 / "atlas_l9.json.gz", 969)
+    assert (entry.layer, entry.trigger_token) == (9, " eat")
+    assert entry.activation == pytest.approx(1.5709, abs=1e-3)

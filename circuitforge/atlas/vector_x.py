@@ -8,6 +8,7 @@ format) and checks the trigger token is where the atlas says; `vector_x` re-runs
 
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,8 @@ def read_atlas_entry(path: str | Path, neuron: int | None = None, rank: int = 0)
             f"atlas {path} does not exist: build it first "
             "(python train.py predict --config configs/atlas/demo.yaml)"
         )
-    atlas = json.loads(path.read_text())
+    raw = path.read_bytes()
+    atlas = json.loads(gzip.decompress(raw) if path.suffix == ".gz" else raw)  # shipped: .json.gz
     if not atlas.get("hook_name", "").endswith("mlp.hook_post"):
         raise ValueError(f"{path} profiles {atlas.get('hook_name')}, not MLP neurons")
     neurons = atlas["neurons"]
