@@ -1,0 +1,1 @@
+"""The pieces of scripts/build_english_corpus.py (stdlib only)."""
