@@ -1,31 +1,39 @@
 """Entry point: `python train.py fit --config configs/<experiment>.yaml` (LightningCLI).
 
-`--ckpt_path last` resumes the newest run of the same logger folder: the TensorBoard logger is
-pointed back at the version folder that holds `checkpoints/last.ckpt`, so the resumed run keeps
-writing its events, checkpoints and results where the interrupted one left them.
+`--ckpt_path last` resumes the newest run of the same logger folder that has this command line's
+experiment settings: the TensorBoard logger is pointed back at its version folder, so the resumed
+run keeps writing its events, checkpoints and results where the interrupted one left them.
+`--ckpt_path FILE` resumes that checkpoint if its settings are this command line's. Either way a
+differing setting is refused with both values named (`lightning_modules/resume.py`).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("WANDB_MODE", "disabled")  # sae_lens imports wandb
 
 import lightning as L  # noqa: E402
-from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
+import yaml  # noqa: E402
 from lightning.pytorch.cli import LightningCLI  # noqa: E402
 from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
 
 import callbacks  # noqa: E402, F401  (registers our callbacks for class_path short names)
 import datamodules  # noqa: E402, F401
 import lightning_modules  # noqa: E402, F401
-
-
-def latest_version_with_last_checkpoint(logger: TensorBoardLogger) -> str | None:
-    root = Path(logger.root_dir)
-    found = sorted(root.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-    return found[-1].parent.parent.name if found else None
+from callbacks.epoch_checkpoint import EpochCheckpoint  # noqa: E402
+from callbacks.experiment_settings import ExperimentSettingsRecord  # noqa: E402
+from circuitforge.atomic_files import remove_stale_temporaries  # noqa: E402
+from circuitforge.checkpoints import experiment_settings  # noqa: E402
+from lightning_modules.cli_input import (  # noqa: E402
+    our_error,
+    refuse_non_finite_settings,
+    restore_command_line_nulls,
+    run_from_command_line,
+)
+from lightning_modules.resume import check_checkpoint_file, find_last  # noqa: E402
 
 
 class CircuitForgeCLI(LightningCLI):
@@ -33,7 +41,7 @@ class CircuitForgeCLI(LightningCLI):
         # One checkpoint callback, always there, writing at every epoch end: the newest epoch's
         # checkpoint and its copy last.ckpt. (With save_top_k=0 Lightning writes last.ckpt
         # only when training ends, so an interrupted run would lose everything.)
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(EpochCheckpoint, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.save_last": True,
@@ -42,36 +50,65 @@ class CircuitForgeCLI(LightningCLI):
             }
         )
 
-    def before_fit(self) -> None:
-        if self.config[self.subcommand].get("ckpt_path") != "last":
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        restore_command_line_nulls(self.config, sys.argv[1:] if args is None else args)
+        refuse_non_finite_settings(self.config)
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning copies the checkpoint's hyper-parameters over the command line here; we
+        never do: `before_<subcommand>` compares them with it instead (`lightning_modules.resume`).
+        """
+
+    def after_instantiate_classes(self) -> None:
+        super().after_instantiate_classes()
+        if self.subcommand is None:
             return
-        logger = self.trainer.logger
-        if not isinstance(logger, TensorBoardLogger):
-            raise ValueError("--ckpt_path last needs the TensorBoard logger of the interrupted run")
-        version = latest_version_with_last_checkpoint(logger)
-        if version is None:
-            raise FileNotFoundError(
-                f"--ckpt_path last: no {logger.root_dir}/version_*/checkpoints/last.ckpt to "
-                "resume from; start the run without --ckpt_path, or give the checkpoint's path"
-            )
-        logger._version = int(version.split("_", 1)[1]) if version[8:].isdigit() else version
+        dumped = self.parser.dump(self.config, skip_link_targets=False, skip_none=False)
+        self.settings = experiment_settings(yaml.safe_load(dumped)[self.subcommand])
+        self.trainer.callbacks.append(ExperimentSettingsRecord(self.subcommand, self.settings))
+
+    def resolve_ckpt_path(self) -> None:
+        ckpt_path = self.config_init[self.subcommand].get("ckpt_path")
+        if ckpt_path is None or ckpt_path in ("best", "hpc", "registry"):
+            return
+        if ckpt_path == "last":
+            logger = self.trainer.logger
+            if not isinstance(logger, TensorBoardLogger):
+                raise ValueError("--ckpt_path last needs the TensorBoard logger of the run")
+            found = find_last(Path(logger.root_dir), self.settings, self.subcommand)
+            version = found.version_folder.name.removeprefix("version_")
+            logger._version = int(version) if version.isdigit() else found.version_folder.name
+            for sub in ("checkpoints", "results", "atlas_snapshot"):
+                remove_stale_temporaries(found.version_folder / sub)
+        else:
+            found = check_checkpoint_file(Path(ckpt_path), self.settings, self.subcommand)
+        self.config_init[self.subcommand]["ckpt_path"] = str(found.path)
+
+    before_fit = before_validate = before_test = before_predict = resolve_ckpt_path
 
 
 def main(args: list[str] | None = None) -> CircuitForgeCLI:
-    return CircuitForgeCLI(
-        L.LightningModule,
-        L.LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        args=args,
-        trainer_defaults={
-            "strategy": {"class_path": "lightning_modules.FrozenModelStrategy"},
-            "max_epochs": 5,
-            "log_every_n_steps": 1,
-        },
-        save_config_kwargs={"overwrite": True},
-    )
+    try:
+        return CircuitForgeCLI(
+            L.LightningModule,
+            L.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            args=args,
+            trainer_defaults={
+                "strategy": {"class_path": "lightning_modules.FrozenModelStrategy"},
+                "max_epochs": 5,
+                "log_every_n_steps": 1,
+            },
+            save_config_kwargs={"overwrite": True},
+        )
+    except Exception as error:
+        ours = our_error(error)
+        if ours is error:
+            raise
+        raise ours from None  # the constructor's own error, not jsonargparse's wrapping of it
 
 
 if __name__ == "__main__":
-    main()
+    run_from_command_line(main)

@@ -18,6 +18,7 @@ from PIL import Image
 from torchmetrics.functional.classification import binary_auroc
 
 from callbacks.result_callback import ResultCallback
+from circuitforge.atomic_files import write_text_atomically
 from circuitforge.edges.discrete import node_names, prune_dead_ends, top_edges
 from circuitforge.edges.evaluation import (
     PreparedBatch,
@@ -168,7 +169,7 @@ class CircuitExport(ResultCallback):
         write_result(trainer.log_dir, self.result_name, entry, self.history)
         folder = Path(trainer.log_dir) / "results"
         text = circuit_text(module.graph, keep.tolist())
-        (folder / "circuit.txt").write_text(text)
+        write_text_atomically(folder / "circuit.txt", text)
         picture = circuit_picture(module.graph, keep.tolist(), coefficients.tolist())
         Image.fromarray(picture).save(folder / "circuit.png")
         writer = self.tensorboard(trainer)

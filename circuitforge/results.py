@@ -3,18 +3,42 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+from circuitforge.atomic_files import write_text_atomically
+
+
+class NonFiniteResult(ValueError):
+    """A result holds NaN or infinity, which strict JSON cannot hold and no reader should get."""
+
+
+def non_finite_fields(value: Any, where: str = "") -> list[str]:
+    """The dotted paths of the NaN / infinite floats inside `value`."""
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [f"{where or '(value)'} = {value}"]
+    if isinstance(value, dict):
+        items = [(f"{where}.{k}".lstrip("."), v) for k, v in value.items()]
+    elif isinstance(value, (list, tuple)):
+        items = [(f"{where}[{i}]", v) for i, v in enumerate(value)]
+    else:
+        return []
+    return [found for path, v in items for found in non_finite_fields(v, path)]
+
+
+def strict_json(value: Any, what: str, indent: int | None = 2) -> str:
+    """`json.dumps` that refuses NaN and infinity, naming where they are."""
+    bad = non_finite_fields(value)
+    if bad:
+        raise NonFiniteResult(f"{what} holds non-finite numbers ({'; '.join(bad[:5])})")
+    return json.dumps(value, indent=indent, allow_nan=False) + "\n"
+
 
 def write_result(log_dir: str | Path, name: str, result: dict[str, Any], history: list) -> Path:
-    """Write atomically (a killed run never leaves half a file)."""
+    """Strict JSON, written atomically (a killed run never leaves half a file)."""
     path = Path(log_dir) / "results" / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({**result, "history": history}, indent=2) + "\n")
-    tmp.replace(path)
-    return path
+    return write_text_atomically(path, strict_json({**result, "history": history}, str(path)))
 
 
 def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:

@@ -4,7 +4,8 @@ Lightning moves the LightningModule to one root device; our frozen model is not 
 submodule (so it is never moved back, nor saved), and this strategy places it block by block
 (`circuitforge.model.placement`) before any setup hook runs, so the datamodule's baseline
 already runs on the devices. The trainable tensors go to the device of the layer they are
-injected into (`module.injection_layer`).
+injected into (`module.injection_layer`). Checkpoints are written atomically
+(`AtomicCheckpointIO`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 from lightning.pytorch.strategies import SingleDeviceStrategy
 
 from circuitforge.model.placement import DevicePlan, place_model
+from lightning_modules.atomic_checkpoint_io import AtomicCheckpointIO
 
 
 class FrozenModelStrategy(SingleDeviceStrategy):
@@ -24,6 +26,7 @@ class FrozenModelStrategy(SingleDeviceStrategy):
             `[cuda:0, cuda:1]`; default `[cpu]`.
         """
         self.plan_devices = [str(d) for d in (devices or ["cpu"])]
+        kwargs["checkpoint_io"] = kwargs.get("checkpoint_io") or AtomicCheckpointIO()
         super().__init__(device=torch.device(self.plan_devices[0]), **kwargs)
         self.plan: DevicePlan | None = None
 

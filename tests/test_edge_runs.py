@@ -87,7 +87,7 @@ def test_demo_ioi_run_writes_the_circuit_files_and_resumes(tmp_path):
     text = (folder / "circuit.txt").read_text().splitlines()
     assert text and all(" <- " in line for line in text)
     assert (folder / "circuit.png").stat().st_size > 1000
-    ckpt = torch.load(Path(straight.trainer.log_dir) / "checkpoints/last.ckpt", weights_only=False)
+    ckpt = torch.load(Path(straight.trainer.log_dir) / "checkpoints/last.ckpt", weights_only=True)
     assert set(ckpt["state_dict"]) == {"theta"}  # no frozen weights
 
     fit(tmp_path / "b", "configs/edges/demo_ioi.yaml", *DEMO, "--trainer.max_epochs=1")

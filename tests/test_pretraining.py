@@ -47,7 +47,7 @@ def test_pretraining_learns_and_exports_the_model_it_trained(tmp_path):
     assert sum(last["validation_loss"].values()) < sum(first["validation_loss"].values())
 
     # the exported directory is the checkpoint's model, with the tied unembedding made explicit
-    ckpt = torch.load(Path(cli.trainer.log_dir) / "checkpoints" / "last.ckpt", weights_only=False)
+    ckpt = torch.load(Path(cli.trainer.log_dir) / "checkpoints" / "last.ckpt", weights_only=True)
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
     assert "unembed.W_U" not in state  # tied while training
     rebuilt = HookedTransformer(DemoArchitecture(**TINY).config(d_vocab), move_to_device=False)

@@ -104,8 +104,8 @@ def test_vector_x_seeds_the_optimisation(demo_atlas_path, tmp_path, demo_model, 
     [
         ("--model.init_args.target_layer=2", ValueError, "profiles layer 3"),
         ("--model.init_args.neurons=[512]", ValueError, "neuron 512 out of range"),
-        # jsonargparse re-raises errors of __init__ as ValueError, our message kept
-        ("--model.init_args.atlas=nowhere/version_*/atlas.json", ValueError, "build it first"),
+        # the constructor's own error, unwrapped from jsonargparse's (train.main)
+        ("--model.init_args.atlas=nowhere/version_*/atlas.json", FileNotFoundError, "build it"),
     ],
 )
 def test_bad_reactivation_arguments(demo_atlas_path, tmp_path, extra, error, message):

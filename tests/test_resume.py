@@ -16,7 +16,7 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
     straight = main(fit_args(tmp_path / "a", epochs=3, steps=4)).model
     first = main(fit_args(tmp_path / "b", epochs=1, steps=4))
     assert len(first.model.activation_history) == 4
-    ckpt = torch.load(Path(first.trainer.log_dir) / "checkpoints" / "last.ckpt", weights_only=False)
+    ckpt = torch.load(Path(first.trainer.log_dir) / "checkpoints" / "last.ckpt", weights_only=True)
     assert set(ckpt["state_dict"]) == {"X", "baseline", "typical_norm"}  # no frozen weights
 
     def must_not_run(*args, **kwargs):
@@ -34,22 +34,30 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
 
 
 class CrashAtEpoch(L.Callback):
-    """Stands for a killed run: raises when the given epoch starts."""
+    """Stands for a killed run: raises when the given epoch starts, once (it leaves `marker`),
+    so the resumed run can be given the same callbacks, as a resume must."""
 
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
+    def __init__(self, epoch: int, marker: str) -> None:
+        self.epoch, self.marker = epoch, Path(marker)
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        if trainer.current_epoch == self.epoch:
+        if trainer.current_epoch == self.epoch and not self.marker.exists():
+            self.marker.touch()
             raise RuntimeError("interrupted")
+
+
+def crash_at(epoch: int, marker: Path) -> str:
+    init = {"epoch": epoch, "marker": str(marker)}
+    callback = {"class_path": "tests.test_resume.CrashAtEpoch", "init_args": init}
+    return f"--trainer.callbacks+={json.dumps(callback)}"
 
 
 def test_run_interrupted_mid_way_resumes_from_its_last_epoch(tmp_path):
     straight = main(fit_args(tmp_path / "a", epochs=3, steps=4)).model
-    crash = '{"class_path": "tests.test_resume.CrashAtEpoch", "init_args": {"epoch": 2}}'
+    crash = crash_at(2, tmp_path / "crashed")
     with pytest.raises(RuntimeError, match="interrupted"):
-        main(fit_args(tmp_path / "b", f"--trainer.callbacks+={crash}", epochs=3, steps=4))
-    resumed = main(fit_args(tmp_path / "b", "--ckpt_path=last", epochs=3, steps=4))
+        main(fit_args(tmp_path / "b", crash, epochs=3, steps=4))
+    resumed = main(fit_args(tmp_path / "b", crash, "--ckpt_path=last", epochs=3, steps=4))
     assert resumed.trainer.global_step == 12
     assert torch.equal(resumed.model.X, straight.X)
     assert resumed.model.activation_history == straight.activation_history
@@ -57,7 +65,7 @@ def test_run_interrupted_mid_way_resumes_from_its_last_epoch(tmp_path):
 
 def test_checkpoint_of_another_experiment_is_refused(tmp_path):
     main(fit_args(tmp_path, epochs=1, steps=2))
-    with pytest.raises(ValueError, match="another model or experiment.*neurons"):
+    with pytest.raises(ValueError, match="experiment settings(.|\n)*neurons"):
         main(fit_args(tmp_path, "--ckpt_path=last", "--model.init_args.neurons=[8]", epochs=2))
 
 

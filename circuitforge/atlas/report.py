@@ -5,13 +5,14 @@ unit and rank).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from circuitforge.atlas.profile import NeuronProfile
 from circuitforge.atlas.top_k import EMPTY
+from circuitforge.atomic_files import write_text_atomically, write_with
+from circuitforge.results import strict_json
 
 
 @dataclass(frozen=True)
@@ -98,10 +99,7 @@ def atlas_json(contexts: list[list[AtlasContext]], profile: NeuronProfile, heade
 def write_atlas(out_dir: Path, atlas: dict, parquet: bool = True) -> list[Path]:
     """`atlas.json` (atomically) and, when asked, `atlas.parquet`."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "atlas.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(atlas) + "\n")
-    tmp.replace(path)
+    path = write_text_atomically(out_dir / "atlas.json", strict_json(atlas, "atlas", indent=None))
     written = [path]
     if parquet:
         written.append(_write_parquet(out_dir / "atlas.parquet", atlas["neurons"]))
@@ -131,7 +129,4 @@ def _write_parquet(path: Path, neurons: dict) -> Path:
                 columns[name].append(c[name])
             columns["mean_activation"].append(entry["mean_activation"])
             columns["fraction_active"].append(entry["fraction_active"])
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(pa.table(columns), tmp)
-    tmp.replace(path)
-    return path
+    return write_with(path, lambda tmp: pq.write_table(pa.table(columns), tmp))

@@ -12,18 +12,16 @@ from pathlib import Path
 import torch
 
 from circuitforge.atlas.profile import NeuronProfile
+from circuitforge.atomic_files import temporary_path, torch_save_atomically
 
 
 def write_snapshot(
     folder: Path, rank: int, identity: dict, profile: NeuronProfile, batches_done: int
 ) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"rank_{rank}.pt"
-    tmp = path.with_suffix(".pt.tmp")
     tensors = {k: v.detach().cpu() for k, v in profile.tensors().items()}
-    torch.save({"identity": identity, "batches_done": batches_done, "profile": tensors}, tmp)
-    tmp.replace(path)  # a kill mid-write leaves the previous snapshot whole
-    return path
+    snapshot = {"identity": identity, "batches_done": batches_done, "profile": tensors}
+    # a kill mid-write leaves the previous snapshot whole
+    return torch_save_atomically(folder / f"rank_{rank}.pt", snapshot)
 
 
 def read_snapshot(log_dir: str, rank: int, identity: dict) -> dict:
@@ -36,6 +34,7 @@ def read_snapshot(log_dir: str, rank: int, identity: dict) -> dict:
     else:
         folder = Path(log_dir) / "atlas_snapshot"
     path = folder / f"rank_{rank}.pt"
+    temporary_path(path).unlink(missing_ok=True)  # a kill mid-write left it; the snapshot is whole
     if not path.is_file():
         raise FileNotFoundError(f"resume_from: {path} does not exist (no snapshot was written)")
     snapshot = torch.load(path, map_location="cpu", weights_only=True)

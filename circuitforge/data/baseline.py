@@ -2,7 +2,7 @@
 token of the first N documents, each cut to its last `window` tokens and left-padded.
 
 It initialises X and is the contrast of the Patchscope decoding. It is cached on disk per
-(model, layer, corpus, window), so a resumed run does not recompute it.
+(model, layer, corpus and its content hash, window), so a resumed run does not recompute it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
+from circuitforge.atomic_files import torch_save_atomically
 from circuitforge.model.forward import embed, run_blocks
 
 
@@ -98,9 +99,5 @@ class BaselineCache:
         return ResidualBaseline(**saved["baseline"])
 
     def save(self, key: dict, baseline: ResidualBaseline) -> Path:
-        path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save({"key": key, "baseline": asdict(baseline)}, tmp)
-        tmp.replace(path)
-        return path
+        saved = {"key": key, "baseline": asdict(baseline)}
+        return torch_save_atomically(self.path(key), saved)
