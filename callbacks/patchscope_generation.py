@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import lightning as L
 from lightning.pytorch.trainer.states import TrainerFn
 
 from callbacks.result_callback import ResultCallback
+from circuitforge.numerics import require_at_least_one
 from circuitforge.patchscope.generation import patchscope_decode
 from circuitforge.patchscope.prompt import PlaceholderPrompt, locate_placeholder
 
@@ -28,6 +31,9 @@ class PatchscopeGeneration(ResultCallback):
         every_n_epochs: decode every n epochs (and always after the last one).
         """
         super().__init__()
+        if not math.isfinite(alpha):
+            raise ValueError(f"alpha must be a finite number, got {alpha}")
+        require_at_least_one(new_tokens=new_tokens, every_n_epochs=every_n_epochs)
         self.target_prompt, self.placeholder = target_prompt, placeholder
         self.alpha, self.new_tokens, self.every_n_epochs = alpha, new_tokens, every_n_epochs
         self.prompt: PlaceholderPrompt | None = None

@@ -21,6 +21,7 @@ from circuitforge.data.padding import right_padded
 from circuitforge.demo_world.corpus import PATCHSCOPE_PROMPT, Document, generate_corpus
 from circuitforge.demo_world.tokenizer import BOS, EOS, train_word_tokenizer
 from circuitforge.model.local_dir import load_tokenizer
+from circuitforge.numerics import require_at_least_one
 
 
 def document_rows(documents: list[list[int]], bos: int, eos: int, context: int) -> list[list[int]]:
@@ -48,6 +49,9 @@ class DemoCorpusDataModule(L.LightningDataModule):
         """
         super().__init__()
         self.save_hyperparameters()
+        require_at_least_one(
+            n_train_documents=n_train_documents, context=context, batch_size=batch_size
+        )
         self.seed, self.context, self.batch_size = seed, context, batch_size
         self.n_train, self.n_heldout = n_train_documents, n_heldout_per_topic
         self.out_dir = Path(out_dir)

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from circuitforge.atlas.documents import DocumentBatch, DocumentFormat, collate_documents
 from circuitforge.data.texts import load_texts
+from circuitforge.numerics import require_at_least_one
 
 
 class DocumentDataModule(L.LightningDataModule):
@@ -38,6 +39,7 @@ class DocumentDataModule(L.LightningDataModule):
         """
         super().__init__()
         self.save_hyperparameters()
+        require_at_least_one(n_documents=n_documents, max_tokens=max_tokens, batch_size=batch_size)
         self.source, self.n_documents, self.text_field = source, n_documents, text_field
         self.format = DocumentFormat(max_tokens, prepend_bos)
         self.batch_size, self.num_workers = batch_size, num_workers

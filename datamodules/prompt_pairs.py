@@ -14,6 +14,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from circuitforge.numerics import require_at_least_one
 from circuitforge.tasks.demo_tasks import demo_greater_than_pairs, demo_ioi_pairs, one_template
 from circuitforge.tasks.greater_than import greater_than_pairs
 from circuitforge.tasks.ioi import WANG_TEMPLATES, ioi_pairs
@@ -102,6 +103,7 @@ class PromptPairDataModule(L.LightningDataModule):
             the same shape and a token position means the same slot in all of them.
         """
         super().__init__()
+        require_at_least_one(n_train=n_train, n_validation=n_validation, batch_size=batch_size)
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
         if task in ("jsonl", "tracr") and path is None:

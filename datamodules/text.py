@@ -13,7 +13,8 @@ from torch.utils.data import DataLoader
 from transformer_lens import HookedTransformer
 
 from circuitforge.data.baseline import BaselineCache, ResidualBaseline, compute_baseline
-from circuitforge.data.texts import load_texts
+from circuitforge.data.texts import content_digest, load_texts
+from circuitforge.numerics import require_at_least_one
 
 
 class TextDataModule(L.LightningDataModule):
@@ -37,10 +38,16 @@ class TextDataModule(L.LightningDataModule):
         text_field: the text column of the dataset or .jsonl file.
         batch_size: documents per forward pass while computing the baseline.
         steps_per_epoch: optimisation steps per epoch.
-        cache_dir: where baselines are cached (per model, layer, corpus, window).
+        cache_dir: where baselines are cached (per model, layer, corpus content, window).
         """
         super().__init__()
         self.save_hyperparameters()
+        require_at_least_one(
+            n_documents=n_documents,
+            window=window,
+            batch_size=batch_size,
+            steps_per_epoch=steps_per_epoch,
+        )
         self.source, self.n_documents, self.window = source, n_documents, window
         self.prepend_bos, self.text_field, self.batch_size = prepend_bos, text_field, batch_size
         self.steps_per_epoch = steps_per_epoch
@@ -51,6 +58,7 @@ class TextDataModule(L.LightningDataModule):
             "model": model_identity,
             "layer": layer,
             "source": self.source,
+            "source_sha256": content_digest(self.source),  # an edited corpus is another corpus
             "n_documents": self.n_documents,
             "window": self.window,
             "prepend_bos": self.prepend_bos,

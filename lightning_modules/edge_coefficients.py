@@ -23,6 +23,7 @@ from circuitforge.edges.graph import EdgeGraph, GraphShape
 from circuitforge.edges.masked_forward import ABLATIONS, Ablation, MaskedForward, dense_coefficients
 from circuitforge.edges.objectives import kl_to_full, logit_difference
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
+from circuitforge.numerics import check_finite
 from lightning_modules.checkpoint_identity import check_checkpoint_identity
 from lightning_modules.frozen_holder import Unregistered
 
@@ -174,6 +175,7 @@ class EdgeCoefficientsModule(L.LightningModule):
         target = self.target()
         sparsity_loss = self.sparsity_weight * torch.relu(density - target)
         loss = faithfulness_loss + sparsity_loss
+        check_finite(self.global_step, f"Lower lr (now {self.lr}).", loss=loss)
         self.log_dict(
             {
                 "train/loss": loss,
@@ -190,6 +192,7 @@ class EdgeCoefficientsModule(L.LightningModule):
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         param.project(self.kind, self.theta)
+        check_finite(self.global_step, f"Lower lr (now {self.lr}).", coefficients=self.theta)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam([self.theta], lr=self.lr)

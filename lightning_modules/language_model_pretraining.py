@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from transformer_lens import HookedTransformer
 
 from circuitforge.demo_world.architecture import DemoArchitecture
+from circuitforge.numerics import check_finite
 
 
 class LanguageModelPretraining(L.LightningModule):
@@ -76,6 +77,7 @@ class LanguageModelPretraining(L.LightningModule):
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch)
+        check_finite(self.global_step, f"Lower lr (now {self.hparams.lr}).", loss=loss)
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
         return loss

@@ -18,6 +18,7 @@ from transformer_lens import HookedTransformer
 
 from circuitforge.atlas.vector_x import AtlasSeed, atlas_seeds
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
+from circuitforge.numerics import check_finite
 from circuitforge.patchscope.constraints import NormConstraint, constrain_norm
 from circuitforge.patchscope.injection import resid_pre_hook_name
 from circuitforge.patchscope.objective import (
@@ -94,6 +95,8 @@ class ResidualVectorModule(L.LightningModule):
         self.init, self.lr, self.norm_constraint = init, lr, norm_constraint
         self.lr_scale, self.target_activation = lr_scale, target_activation
         self.baseline_source, self.n_words = baseline, n_words
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr must be a positive finite number, got {lr}")
         if target_activation is not None and not math.isfinite(target_activation):
             raise ValueError(f"target_activation must be a finite number, got {target_activation}")
         if baseline == "words" and n_words < 1:
@@ -206,6 +209,7 @@ class ResidualVectorModule(L.LightningModule):
         for name, value in zip(self.vector_names(), activations.detach()):
             self.log(f"activation/{name}", value, on_step=True, on_epoch=False, prog_bar=True)
         loss = neuron_loss(activations, self.target_activation)
+        check_finite(self.global_step, self.divergence_hint(), activation=activations, loss=loss)
         self.log("train/loss", loss, on_step=True, on_epoch=False)
         return loss
 
@@ -218,6 +222,14 @@ class ResidualVectorModule(L.LightningModule):
         if self.norm_constraint != "none":
             with torch.no_grad():
                 self.X.copy_(constrain_norm(self.X, float(self.typical_norm), self.norm_constraint))
+        x_norm = self.X.detach().norm(dim=-1)
+        check_finite(self.global_step, self.divergence_hint(), X=self.X, x_norm=x_norm)
+
+    def divergence_hint(self) -> str:
+        return (
+            f"Lower lr (now {self.lr}: Adam steps of about {self.effective_lr():.3g}) or bound X "
+            "(norm_constraint: ball)."
+        )
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam([self.X], lr=self.effective_lr())

@@ -13,6 +13,7 @@ from circuitforge.patchscope.constraints import constrain_norm
 from circuitforge.patchscope.objective import neuron_loss
 from circuitforge.patchscope.prompt import locate_placeholder
 from circuitforge.patchscope.word_residuals import vocabulary_words, word_residuals
+from lightning_modules.residual_vector import ResidualVectorModule
 from tests.conftest import fit_args
 from tests.test_residual_vector import plain_transformer_lens_loop
 from train import main
@@ -88,9 +89,11 @@ def test_recipe_run_matches_the_plain_loop(tmp_path):
     assert all(a > 0.8 * target for a in history[reached:])
 
 
-def test_target_activation_must_be_finite(tmp_path):
-    with pytest.raises(ValueError, match="target_activation must be a finite number"):
+def test_target_activation_must_be_finite(tmp_path, demo_spec):
+    with pytest.raises(ValueError, match="target_activation = nan"):  # refused by the CLI
         main(fit_args(tmp_path, "--model.init_args.target_activation=.nan"))
+    with pytest.raises(ValueError, match="target_activation must be a finite number"):
+        ResidualVectorModule(demo_spec, 0, 3, [170], target_activation=float("inf"))
 
 
 def test_constrain_norm_ball_only_shrinks():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from pathlib import Path
 
@@ -34,16 +35,32 @@ def _read_local(path: Path, text_field: str) -> list[str]:
         raise FileNotFoundError(f"text file {path} does not exist")
     verify_if_listed(path)  # the shipped corpus is listed in its folder's manifest.json
     text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
-    lines = [line for line in text.splitlines() if line.strip()]
     if not path.name.endswith((".jsonl", ".jsonl.gz")):
-        return lines
+        return [line for line in text.splitlines() if line.strip()]
     texts = []
-    for number, line in enumerate(lines, 1):
-        record = json.loads(line)
-        if text_field not in record:
+    for number, line in enumerate(text.splitlines(), 1):  # numbered as an editor shows them
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}:{number}: not a JSON object ({error.msg})") from None
+        if not isinstance(record, dict) or text_field not in record:
             raise ValueError(f"{path}:{number} has no field {text_field!r}")
         texts.append(str(record[text_field]))
     return texts
+
+
+def content_digest(source: str) -> str | None:
+    """sha256 of a local corpus file (None for a hub dataset), for caches keyed by content."""
+    path = Path(source)
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _read_hub(name: str, n: int | None, text_field: str) -> list[str]:
