@@ -80,14 +80,6 @@ def read_checkpoint(path: str | Path) -> dict:
         ) from None
 
 
-def intact(path: Path) -> bool:
-    try:
-        read_checkpoint(path)
-    except (DamagedCheckpoint, FileNotFoundError):
-        return False
-    return True
-
-
 @dataclass
 class ResumePoint:
     path: Path

@@ -15,6 +15,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+
 from circuitforge.atomic_files import WriteFailed
 from circuitforge.hub import HubUnavailableError
 from circuitforge.manifest import CorruptFileError
@@ -22,6 +24,7 @@ from circuitforge.results import non_finite_fields
 
 REPO = Path(__file__).resolve().parents[1]
 USER_ERRORS = (
+    MisconfigurationException,  # Lightning's own word for a user's error (max_epochs < resumed)
     ValueError,
     FileNotFoundError,
     FloatingPointError,

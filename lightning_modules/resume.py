@@ -26,6 +26,8 @@ from circuitforge.checkpoints import (
     version_folders,
 )
 
+UNKNOWN = "(not written by train.py, or by a circuitforge from before Dec 2026)"
+
 
 @dataclass
 class Resume:
@@ -60,8 +62,8 @@ def check_checkpoint_file(path: Path, settings: dict[str, Any], subcommand: str)
     found = differences(checkpoint, settings, subcommand)
     if found is None:
         raise ValueError(
-            f"--ckpt_path {path}: this checkpoint holds no experiment settings (it was not "
-            "written by train.py), so it cannot be checked against this run: not resumed"
+            f"--ckpt_path {path}: this checkpoint holds no experiment settings {UNKNOWN}, so it "
+            "cannot be checked against this run: not resumed"
         )
     if found:
         raise ValueError(
@@ -86,7 +88,7 @@ def find_last(root: Path, settings: dict[str, Any], subcommand: str) -> Resume:
         any_checkpoint = True
         found = differences(point.checkpoint, settings, subcommand)
         if found is None:
-            notes.append(f"{folder.name}: {point.path.name} was not written by train.py")
+            notes.append(f"{folder.name}: {point.path.name} holds no experiment settings {UNKNOWN}")
         elif found:
             notes.append(f"{folder.name} ({point.path.name}) differs: " + "; ".join(found))
         else:
