@@ -116,8 +116,20 @@ def edge_forward(model, tokens, kept: set | None = None, patched=frozenset(), co
     return logits, signal, outs
 
 
-def test_there_are_at_least_four_programs():
-    assert len(PROGRAMS) >= 4, PROGRAMS
+def test_the_suite_has_the_kinds_of_program_edge_discovery_must_handle():
+    infos = {p: load(p)[1] for p in PROGRAMS}
+    circuits = {p: load(p)[2] for p in PROGRAMS}
+    assert len(PROGRAMS) >= 12, PROGRAMS
+    numerical = [p for p, i in infos.items() if i["output_encoding"] == "numerical"]
+    assert len(numerical) >= 2 and all(len(infos[p]["output_labels"]) == 1 for p in numerical)
+    mlp_layers = {p: sum(layer["mlp"] for layer in i["layers"]) for p, i in infos.items()}
+    assert max(mlp_layers.values()) >= 3  # MLP lookup chains across 3+ layers
+    constant = [  # edges that carry tracr's constant "one" direction or BOS
+        p
+        for p, c in circuits.items()
+        if any({"one", "tokens:BOS"} & set(via) for via in c["edge_via"].values())
+    ]
+    assert len(constant) >= 4, constant
 
 
 @pytest.mark.parametrize("program", PROGRAMS)
@@ -148,6 +160,10 @@ def test_logits_match_tracr(program):
             logits = model(tokens)
         expected = torch.tensor([e["output_space"] for e in examples])
         torch.testing.assert_close(logits.double(), expected.double(), atol=OUTPUT_TOL, rtol=0)
+        if info["output_encoding"] == "numerical":  # the one logit is the value itself
+            for row, ex in zip(logits[..., 0].tolist(), examples):
+                assert row[1:] == pytest.approx(ex["tracr_output"][1:], abs=OUTPUT_TOL)
+            continue
         for row, ex in zip(logits.argmax(-1).tolist(), examples):
             assert [labels[i] for i in row[1:]] == ex["tracr_output"][1:], ex["input"]
 

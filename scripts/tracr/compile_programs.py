@@ -86,7 +86,99 @@ def _programs():
             "count is <= 2 (hist = SelectorWidth(tokens==tokens), then SelectorWidth of "
             "Select(hist, hist, lambda k, q: k <= 2) over it).",
         ),
+        # --- the larger suite (issue 16): numerical outputs, 3+-layer MLP chains, constants ---
+        "frac_prevs": (
+            lambda: lib.make_frac_prevs(rasp.tokens == "a"),
+            {"a", "b", "c"},
+            5,
+            False,
+            "frac_prevs: a single numerical output, the fraction of positions so far holding "
+            "'a' (a numerical Map, then a mean-attention head over a causal-style selector).",
+        ),
+        "pair_balance": (
+            lambda: lib.make_pair_balance(rasp.tokens, "(", ")"),
+            {"(", ")"},
+            5,
+            False,
+            "pair_balance: a single numerical output, frac_prevs('(') - frac_prevs(')'): two "
+            "numerical heads and a numerical MLP that subtracts them.",
+        ),
+        "shuffle_dyck": (
+            lambda: lib.make_shuffle_dyck(["()"]),
+            {"(", ")"},
+            5,
+            False,
+            "shuffle_dyck(()): 1 where the whole input is a balanced parenthesis string, else 0 "
+            "(pair balance, any-negative and final-balance checks: attention and MLPs over 3 "
+            "layers).",
+        ),
+        "sort": (
+            lambda: lib.make_sort(rasp.tokens, rasp.tokens, max_seq_len=5, min_key=1),
+            {1, 2, 3, 4, 5},
+            5,
+            False,
+            "sort: the input tokens sorted ascending, repeats allowed (keys made unique by a "
+            "numerical MLP adding min_key * index / max_seq_len, then sort_unique).",
+        ),
+        "sort_freq": (
+            lambda: lib.make_sort_freq(5),
+            {"a", "b", "c"},
+            5,
+            False,
+            "sort_freq: the tokens sorted by descending histogram count (hist, a numerical key, "
+            "then sort).",
+        ),
+        "count_a": (
+            lambda: lib.make_count(rasp.tokens, "a"),
+            {"a", "b", "c"},
+            5,
+            False,
+            "count_a: every position holds how many tokens are 'a' (SelectorWidth of "
+            "Select(tokens, tokens, q == 'a')).",
+        ),
+        "map_chain": (
+            _map_chain,
+            {"a", "b", "c"},
+            5,
+            False,
+            "map_chain: three categorical lookups in sequence, each of the previous value and the "
+            "index (token -> rank -> shifted rank -> letter), one MLP per layer across three "
+            "layers; no attention.",
+        ),
+        "token_at_index": (
+            lambda: lib.make_nary_sequencemap(
+                lambda t, i: f"{t}{i % 2}", rasp.tokens, rasp.indices
+            ),
+            {"a", "b", "c"},
+            5,
+            False,
+            "token_at_index: one categorical MLP reading two inputs at once (a SequenceMap of the "
+            "token and the parity of its index).",
+        ),
+        "first_token": (
+            _first_token,
+            {"a", "b", "c"},
+            5,
+            False,
+            "first_token: every position holds the first token (a head whose query is the "
+            "constant 'one' direction and key the index: it reads only a constant on one side).",
+        ),
     }
+
+
+def _map_chain():
+    # SequenceMaps (two inputs each) are not fused the way consecutive Maps are: each of the
+    # three needs its own MLP, and each reads the one before.
+    rank = rasp.categorical(
+        rasp.SequenceMap(lambda t, i: ({"a": 0, "b": 1, "c": 2}[t] + i) % 3, rasp.tokens, rasp.indices)
+    )
+    shifted = rasp.categorical(rasp.SequenceMap(lambda r, i: (r + i) % 3, rank, rasp.indices))
+    return rasp.categorical(rasp.SequenceMap(lambda r, i: "xyz"[(r * 2 + i) % 3], shifted, rasp.indices))
+
+
+def _first_token():
+    first = rasp.Select(rasp.indices, rasp.indices, lambda k, q: k == 0)
+    return rasp.categorical(rasp.Aggregate(first, rasp.tokens))
 
 
 def _jsonable(value):
@@ -139,20 +231,22 @@ def compile_one(name: str, out_dir: Path) -> dict:
         program, vocab=vocab, max_seq_len=max_seq_len, compiler_bos=BOS
     )
     t_compile = time.perf_counter() - t0
-    if model.output_encoder is None or not hasattr(model.output_encoder, "encoding_map"):
-        raise ValueError(f"{name}: output is not categorical")
-
     in_map = model.input_encoder.encoding_map
     vocab_ids = [None] * len(in_map)
     for value, i in in_map.items():
         vocab_ids[i] = value
-    out_map = model.output_encoder.encoding_map
-    output_labels = [None] * len(out_map)
-    for value, i in out_map.items():
-        output_labels[i] = value
-    # The output SOp's residual directions in output index order (what tracr's unembedding reads).
-    output_basis = sorted(out_map, key=out_map.get)
-    output_space_labels = [str(bases.BasisDirection(program.label, v)) for v in output_basis]
+    numerical = rasp.is_numerical(program)
+    if numerical:  # one output dimension: the value itself, read off the SOp's one direction
+        output_labels = [program.label]
+        output_space_labels = [str(bases.BasisDirection(program.label))]
+    else:
+        out_map = model.output_encoder.encoding_map
+        output_labels = [None] * len(out_map)
+        for value, i in out_map.items():
+            output_labels[i] = value
+        # The output SOp's residual directions in output index order (tracr's unembedding).
+        output_basis = sorted(out_map, key=out_map.get)
+        output_space_labels = [str(bases.BasisDirection(program.label, v)) for v in output_basis]
     missing = [lab for lab in output_space_labels if lab not in model.residual_labels]
     if missing:
         raise ValueError(f"{name}: output directions {missing} not in the residual labels")
@@ -192,7 +286,8 @@ def compile_one(name: str, out_dir: Path) -> dict:
         decoded = model.apply(tokens).decoded  # tracr's own path: encode, forward, decode
         ids = model.input_encoder.encode(tokens)
         raw = raw_forward.apply(model.params, jax.numpy.array([ids]))
-        logits = np.asarray(raw.unembedded_output[0], dtype=np.float64)
+        # [position, output dim]: a numerical output comes back flat, one value per position
+        logits = np.asarray(raw.unembedded_output[0], dtype=np.float64).reshape(len(ids), -1)
         resid = np.asarray(raw.transformer_output.output[0], dtype=np.float64)
         examples.append(
             {
@@ -222,6 +317,7 @@ def compile_one(name: str, out_dir: Path) -> dict:
         "program": name,
         "description": description,
         "output_sop": program.label,
+        "output_encoding": "numerical" if numerical else "categorical",
         "vocab": _jsonable(vocab_ids),
         "bos": BOS,
         "pad": model.input_encoder.pad_token,
