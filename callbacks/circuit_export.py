@@ -14,6 +14,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from PIL import Image
 from torchmetrics.functional.classification import binary_auroc
 
@@ -22,8 +23,10 @@ from circuitforge.atomic_files import write_text_atomically
 from circuitforge.edges.discrete import node_names, prune_dead_ends, top_edges
 from circuitforge.edges.evaluation import (
     PreparedBatch,
+    circuit_failures,
     discrete_circuit,
     edge_attribution_scores,
+    empty_distance,
     evaluate_coefficients,
     faithfulness_sweep,
 )
@@ -117,15 +120,21 @@ class CircuitExport(ResultCallback):
             module.keep_edges,
             module.keep_kl,
             module.keep_threshold,
+            module.keep_metric,
         )
         metrics = {
             "n_edges": int(keep.sum()),
             **evaluate_coefficients(forward, prepared, keep.float()),
         }
+        metrics["keep_metric"] = module.keep_metric
+        empty = empty_distance(prepared, module.keep_metric)
+        failures = circuit_failures(int(keep.sum()), len(graph.edges), empty, module.keep_metric)
+        for failure in failures:
+            rank_zero_warn(f"circuit at epoch {trainer.current_epoch}: {failure}")
         metrics["faithfulness"] = metrics.get("logit_diff_recovered", None)
-        result: dict = {"metrics": metrics}
+        result: dict = {"metrics": metrics, "failure": "; ".join(failures) or None}
         if self.sweep:
-            curve = faithfulness_sweep(forward, prepared, scores)
+            curve = faithfulness_sweep(forward, prepared, scores, metric=module.keep_metric)
             metrics |= {"cpr": curve["cpr"], "cmd": curve["cmd"]}
             result["sweep"] = curve["points"]
         if self.compare_eap:
@@ -133,7 +142,9 @@ class CircuitExport(ResultCallback):
                 with torch.enable_grad():
                     self._eap_scores = edge_attribution_scores(forward, prepared, module.objective)
                 if self.sweep:
-                    self._eap_curve = faithfulness_sweep(forward, prepared, self._eap_scores)
+                    self._eap_curve = faithfulness_sweep(
+                        forward, prepared, self._eap_scores, metric=module.keep_metric
+                    )
             eap_keep = prune_dead_ends(graph, top_edges(self._eap_scores, int(keep.sum())))
             eap = {
                 "n_edges": int(eap_keep.sum()),

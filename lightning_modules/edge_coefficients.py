@@ -21,7 +21,7 @@ from transformer_lens import HookedTransformer
 from circuitforge.edges import parameterisation as param
 from circuitforge.edges.graph import EdgeGraph, GraphShape
 from circuitforge.edges.masked_forward import ABLATIONS, Ablation, MaskedForward, dense_coefficients
-from circuitforge.edges.objectives import kl_to_full, logit_difference
+from circuitforge.edges.objectives import keep_metric_for, kl_to_full, logit_difference
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
 from circuitforge.numerics import check_finite
 from lightning_modules.checkpoint_identity import check_checkpoint_identity
@@ -49,6 +49,7 @@ class EdgeCoefficientsModule(L.LightningModule):
         keep_edges: int | None = None,
         keep_threshold: float = 0.5,
         keep_kl: float | None = None,
+        keep_metric: str = "auto",
     ) -> None:
         """Args:
         model: the frozen language model.
@@ -67,8 +68,12 @@ class EdgeCoefficientsModule(L.LightningModule):
             linearly from 1 to this over `sparsity_warmup_steps`.
         keep_edges: the discrete circuit keeps this many top edges; None = every edge whose
             coefficient is >= `keep_threshold`.
-        keep_kl: instead, keep the fewest top-scoring edges whose discrete circuit's KL to the
-            full model on the validation pairs is <= this (binary search over the count).
+        keep_kl: instead, keep the fewest top-scoring edges whose discrete circuit is within
+            this distance of the full model on the validation pairs (binary search over the
+            count), the distance being `keep_metric`'s.
+        keep_metric: `kl` (nats, at the read positions), `mse` (mean squared read outputs), or
+            `auto`: mse for a model with one output (a numerical tracr program, where every KL
+            is 0), else kl.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -82,6 +87,12 @@ class EdgeCoefficientsModule(L.LightningModule):
         self.target_density, self.sparsity_warmup_steps = target_density, sparsity_warmup_steps
         self.keep_edges, self.keep_threshold, self.keep_kl = keep_edges, keep_threshold, keep_kl
         frozen = load_frozen_model(model)
+        self.keep_metric = keep_metric_for(frozen.cfg.d_vocab_out, keep_metric)
+        if objective == "kl" and frozen.cfg.d_vocab_out == 1:
+            raise ValueError(
+                "objective kl on a model with one output: the KL of a one-logit softmax is 0 "
+                "for every circuit, so nothing would be learned; use objective: mse"
+            )
         self._frozen = Unregistered(frozen)
         self.graph = EdgeGraph(GraphShape.of(frozen), split_qkv, include_mlp, per_position)
         self.masked_forward = MaskedForward(frozen, self.graph)

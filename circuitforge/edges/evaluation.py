@@ -17,6 +17,7 @@ from circuitforge.edges.objectives import (
     kl_to_full,
     logit_difference,
     read_log_probs,
+    squared_error_to_full,
 )
 
 MIB_FRACTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
@@ -33,10 +34,12 @@ class PreparedBatch:
         )
         self.ablated = forward.ablation(ablation, clean_run, corrupt_run)
         self.full_log_probs = read_log_probs(clean_logits, batch["read"])
+        self.full_outputs = clean_logits[batch["read"]].float()
         self.has_answer = bool((batch["answer"] >= 0).all())
         with torch.no_grad():
             empty = forward(batch["clean"], self.ablated, self._grid(forward, 0.0))
         self.empty_kl = kl_to_full(self.full_log_probs, empty, batch["read"])
+        self.empty_mse = squared_error_to_full(self.full_outputs, empty, batch["read"])
         if self.has_answer:
             self.full_ld = self.logit_diff(clean_logits)
             self.empty_ld = self.logit_diff(empty)
@@ -55,17 +58,19 @@ class PreparedBatch:
 def evaluate_coefficients(
     forward: MaskedForward, prepared: list[PreparedBatch], coefficients: Float[Tensor, " edge"]
 ) -> dict[str, float]:
-    """KL to the full model, and (with answers) logit difference and its recovered fraction."""
+    """KL and mean squared output error to the full model, and (with answers) logit difference
+    and its recovered fraction."""
     grid = dense_coefficients(forward.graph, coefficients.float())
-    kl, ld, full, empty = [], [], [], []
+    kl, mse, ld, full, empty = [], [], [], [], []
     for p in prepared:
         logits = forward(p.batch["clean"], p.ablated, grid)
         kl.append(kl_to_full(p.full_log_probs, logits, p.batch["read"]))
+        mse.append(squared_error_to_full(p.full_outputs, logits, p.batch["read"]))
         if p.has_answer:
             ld.append(p.logit_diff(logits))
             full.append(p.full_ld)
             empty.append(p.empty_ld)
-    out = {"kl": torch.cat(kl).mean().item()}
+    out = {"kl": torch.cat(kl).mean().item(), "mse": torch.cat(mse).mean().item()}
     if ld:
         m_c, m_f, m_e = (torch.cat(x).mean() for x in (ld, full, empty))
         out |= {
@@ -77,17 +82,25 @@ def evaluate_coefficients(
     return out
 
 
+def empty_distance(prepared: list[PreparedBatch], metric: str) -> float:
+    """The keep metric (kl or mse) of the empty circuit: what the full model is told apart by."""
+    values = [p.empty_kl if metric == "kl" else p.empty_mse for p in prepared]
+    return torch.cat(values).mean().item()
+
+
 def faithfulness_sweep(
     forward: MaskedForward,
     prepared: list[PreparedBatch],
     scores: Float[Tensor, " edge"],
     fractions: tuple[float, ...] = MIB_FRACTIONS,
+    metric: str = "kl",
 ) -> dict:
     """MIB's curve: keep the top fraction of edges by score, faithfulness of each circuit.
 
     CPR = area under faithfulness(fraction) (trapezoid, higher is better), CMD = area under
     |1 - faithfulness| (lower is better), both over fractions 0.001..1 on a linear axis.
-    Faithfulness is the recovered logit difference, or 1 - KL/KL(empty) without answers.
+    Faithfulness is the recovered logit difference, or without answers 1 - d/d(empty) with d
+    the `metric` (KL, or MSE for numerical outputs).
     """
     points = []
     for fraction in fractions:
@@ -96,15 +109,36 @@ def faithfulness_sweep(
         if "logit_diff_recovered" in metrics:
             f = metrics["logit_diff_recovered"]
         else:
-            empty = torch.cat([p.empty_kl for p in prepared]).mean().item()
-            f = 1 - metrics["kl"] / empty
+            empty = empty_distance(prepared, metric)
+            f = 1 - metrics[metric] / empty if empty > 0 else None  # undefined: see failures
         points.append(
             {"fraction": fraction, "n_edges": int(keep.sum()), "faithfulness": f, **metrics}
         )
+    if any(p["faithfulness"] is None for p in points):
+        return {"points": points, "cpr": None, "cmd": None}
     return {
         "points": points,
         **area_metrics([p["fraction"] for p in points], [p["faithfulness"] for p in points]),
     }
+
+
+def circuit_failures(n_kept: int, n_edges: int, empty: float, metric: str) -> list[str]:
+    """Why a discrete circuit means nothing, in words (empty when it is fine)."""
+    failures = []
+    if empty <= 1e-9:
+        failures.append(
+            f"the {metric} cannot tell the full model from the empty circuit ({metric} of the "
+            f"empty circuit = {empty:.3g}): under this ablation no edge changes the output, or "
+            "the metric is constant (a KL on one output); no circuit can be chosen by it"
+        )
+    if n_kept == 0:
+        failures.append("the kept circuit is empty")
+    elif n_kept == n_edges:
+        failures.append(
+            f"the kept circuit is the whole graph ({n_edges} edges): the scores did not separate "
+            "the edges the task needs from the rest"
+        )
+    return failures
 
 
 def area_metrics(x: list[float], f: list[float]) -> dict[str, float]:
@@ -141,15 +175,20 @@ def edge_attribution_scores(
 
 
 def smallest_faithful_circuit(
-    forward: MaskedForward, prepared: list[PreparedBatch], scores: Tensor, max_kl: float
+    forward: MaskedForward,
+    prepared: list[PreparedBatch],
+    scores: Tensor,
+    max_distance: float,
+    metric: str = "kl",
 ) -> Tensor:
-    """The fewest top-scoring edges whose circuit has KL <= max_kl (binary search on the count,
-    assuming more edges never hurt; the full graph always qualifies)."""
+    """The fewest top-scoring edges whose circuit is within `max_distance` of the full model by
+    `metric` (kl or mse; binary search on the count, assuming more edges never hurt; the full
+    graph always qualifies)."""
     low, high = 0, scores.numel()
     while low < high:
         middle = (low + high) // 2
         keep = prune_dead_ends(forward.graph, top_edges(scores, middle))
-        if evaluate_coefficients(forward, prepared, keep.float())["kl"] <= max_kl:
+        if evaluate_coefficients(forward, prepared, keep.float())[metric] <= max_distance:
             high = middle
         else:
             low = middle + 1
@@ -162,15 +201,16 @@ def discrete_circuit(
     scores: Tensor,
     coefficients: Tensor,
     n_keep: int | None,
-    max_kl: float | None,
+    max_distance: float | None,
     threshold: float,
+    metric: str = "kl",
 ) -> Tensor:
-    """Keep `n_keep` top edges, else the fewest with KL <= `max_kl`, else those whose
-    coefficient is >= `threshold`; then drop dead ends."""
+    """Keep `n_keep` top edges, else the fewest within `max_distance` of the full model by
+    `metric`, else those whose coefficient is >= `threshold`; then drop dead ends."""
     if n_keep is not None:
         keep = top_edges(scores, n_keep)
-    elif max_kl is not None:
-        keep = smallest_faithful_circuit(forward, prepared, scores, max_kl)
+    elif max_distance is not None:
+        keep = smallest_faithful_circuit(forward, prepared, scores, max_distance, metric)
     else:
         keep = coefficients.detach().cpu() >= threshold
     return prune_dead_ends(forward.graph, keep)

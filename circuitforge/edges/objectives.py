@@ -1,4 +1,4 @@
-"""Task metrics on logits, per example: logit difference and KL to the full model."""
+"""Task metrics on logits, per example: logit difference, KL and squared error to the full model."""
 
 from __future__ import annotations
 
@@ -47,3 +47,27 @@ def faithfulness(
 ) -> Float[Tensor, "..."]:
     """(m(C) - m(empty)) / (m(M) - m(empty)), the MIB normalisation (1 = the full model)."""
     return (circuit - empty) / (full - empty)
+
+
+def squared_error_to_full(
+    full_outputs: Float[Tensor, "n_read vocab"],
+    logits: Float[Tensor, "batch pos vocab"],
+    read: Bool[Tensor, "batch pos"],
+) -> Float[Tensor, " n_read"]:
+    """Mean squared difference of the read outputs from the full model's (per read position):
+    the distance for numerical outputs, where a one-logit softmax makes every KL 0."""
+    return (logits[read].float() - full_outputs).pow(2).mean(-1)
+
+
+def keep_metric_for(d_vocab_out: int, keep_metric: str) -> str:
+    """`auto`: MSE for a numerical (one-output) model, else KL."""
+    if keep_metric not in ("auto", "kl", "mse"):
+        raise ValueError(f"keep_metric must be auto, kl or mse, got {keep_metric!r}")
+    if keep_metric == "auto":
+        return "mse" if d_vocab_out == 1 else "kl"
+    if keep_metric == "kl" and d_vocab_out == 1:
+        raise ValueError(
+            "keep_metric kl on a model with one output: the KL of a one-logit softmax is 0 for "
+            "every circuit; use keep_metric: mse (or auto)"
+        )
+    return keep_metric

@@ -169,11 +169,13 @@ def _programs():
 def _map_chain():
     # SequenceMaps (two inputs each) are not fused the way consecutive Maps are: each of the
     # three needs its own MLP, and each reads the one before.
+    letter_rank = {"a": 0, "b": 1, "c": 2}
+    indices = rasp.indices
     rank = rasp.categorical(
-        rasp.SequenceMap(lambda t, i: ({"a": 0, "b": 1, "c": 2}[t] + i) % 3, rasp.tokens, rasp.indices)
+        rasp.SequenceMap(lambda t, i: (letter_rank[t] + i) % 3, rasp.tokens, indices)
     )
-    shifted = rasp.categorical(rasp.SequenceMap(lambda r, i: (r + i) % 3, rank, rasp.indices))
-    return rasp.categorical(rasp.SequenceMap(lambda r, i: "xyz"[(r * 2 + i) % 3], shifted, rasp.indices))
+    shifted = rasp.categorical(rasp.SequenceMap(lambda r, i: (r + i) % 3, rank, indices))
+    return rasp.categorical(rasp.SequenceMap(lambda r, i: "xyz"[(r * 2 + i) % 3], shifted, indices))
 
 
 def _first_token():
