@@ -4,7 +4,8 @@ Writes `{log_dir}/results/circuit.json` (`edges` with score and coefficient, `ke
 `n_edges_total`, `metrics`: kl, logit_diff_recovered, faithfulness, cpr/cmd when swept;
 `ground_truth_match` when a true circuit is given; `eap`: edge attribution patching computed
 by the same masked forward, at the same circuit size), `circuit.txt` (`9.6 <- 0.10, 3.0` per
-destination) and `circuit.png`; the same go to TensorBoard (scalars, text, image).
+destination), `circuit.png`, and `circuit_mib.json` (the scored edges in the EAP-IG / MIB
+circuit format, `circuitforge/edges/mib_export.py`); the same go to TensorBoard.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from circuitforge.edges.evaluation import (
     faithfulness_sweep,
 )
 from circuitforge.edges.export import circuit_picture, circuit_text, edge_rows
+from circuitforge.edges.mib_export import mib_circuit, write_mib_circuit
 from circuitforge.results import write_result
 
 
@@ -64,6 +66,10 @@ def ground_truth_match(edge_names: list[str], scores, keep, truth: set[str]) -> 
         "extra": sorted(kept - truth),
         "roc_auc": auc,
     }
+
+
+def result_scores(result: dict) -> list[float]:
+    return [row["score"] for row in result["edges"]]
 
 
 class CircuitExport(ResultCallback):
@@ -181,6 +187,13 @@ class CircuitExport(ResultCallback):
         folder = Path(trainer.log_dir) / "results"
         text = circuit_text(module.graph, keep.tolist())
         write_text_atomically(folder / "circuit.txt", text)
+        try:  # the same scores as the EAP-IG / MIB circuit JSON, for other tools
+            circuit = mib_circuit(
+                module.graph, module.frozen_model.cfg.d_model, result_scores(result), keep.tolist()
+            )
+            write_mib_circuit(folder / "circuit_mib.json", circuit)
+        except ValueError as why:  # a per-position or merged-QKV graph has no MIB form
+            rank_zero_warn(f"circuit_mib.json not written: {why}")
         picture = circuit_picture(module.graph, keep.tolist(), coefficients.tolist())
         Image.fromarray(picture).save(folder / "circuit.png")
         writer = self.tensorboard(trainer)
