@@ -4,8 +4,9 @@ Writes `{log_dir}/results/circuit.json` (`edges` with score and coefficient, `ke
 `n_edges_total`, `metrics`: kl, logit_diff_recovered, faithfulness, cpr/cmd when swept;
 `ground_truth_match` when a true circuit is given; `eap`: edge attribution patching computed
 by the same masked forward, at the same circuit size), `circuit.txt` (`9.6 <- 0.10, 3.0` per
-destination), `circuit.png`, and `circuit_mib.json` (the scored edges in the EAP-IG / MIB
-circuit format, `circuitforge/edges/mib_export.py`); the same go to TensorBoard.
+destination), `circuit.png`, `circuit_mib.json` (the scored edges in the EAP-IG / MIB circuit
+format) and `circuit_prune_scores.pt` (auto-circuit's `PruneScores`; both in
+`circuitforge/edges/circuit_formats.py`); the same go to TensorBoard.
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ from PIL import Image
 from torchmetrics.functional.classification import binary_auroc
 
 from callbacks.result_callback import ResultCallback
-from circuitforge.atomic_files import write_text_atomically
+from circuitforge.atomic_files import torch_save_atomically, write_text_atomically
+from circuitforge.edges.circuit_formats import (
+    auto_circuit_prune_scores,
+    mib_circuit,
+    write_mib_circuit,
+)
 from circuitforge.edges.discrete import node_names, prune_dead_ends, top_edges
 from circuitforge.edges.evaluation import (
     PreparedBatch,
@@ -32,7 +38,6 @@ from circuitforge.edges.evaluation import (
     faithfulness_sweep,
 )
 from circuitforge.edges.export import circuit_picture, circuit_text, edge_rows
-from circuitforge.edges.mib_export import mib_circuit, write_mib_circuit
 from circuitforge.results import write_result
 
 
@@ -192,6 +197,8 @@ class CircuitExport(ResultCallback):
                 module.graph, module.frozen_model.cfg.d_model, result_scores(result), keep.tolist()
             )
             write_mib_circuit(folder / "circuit_mib.json", circuit)
+            prune_scores = auto_circuit_prune_scores(module.graph, result_scores(result))
+            torch_save_atomically(folder / "circuit_prune_scores.pt", prune_scores)
         except ValueError as why:  # a per-position or merged-QKV graph has no MIB form
             rank_zero_warn(f"circuit_mib.json not written: {why}")
         picture = circuit_picture(module.graph, keep.tolist(), coefficients.tolist())

@@ -1,4 +1,5 @@
-"""Scored edges as the EAP-IG / MIB circuit JSON, which EAP-IG's `Graph.from_json` reads.
+"""Scored edges for other tools: the EAP-IG / MIB circuit JSON (EAP-IG's `Graph.from_json`
+reads it) and auto-circuit's `PruneScores` (`auto_circuit_prune_scores`).
 
     {"cfg": {"n_layers", "n_heads", "parallel_attn_mlp", "d_model"},
      "nodes": {"input" | "a{L}.h{H}" | "m{L}" | "logits": {"in_graph": bool}},
@@ -15,6 +16,8 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+
+import torch
 
 from circuitforge.atomic_files import write_text_atomically
 from circuitforge.edges.graph import EdgeGraph, Node
@@ -86,4 +89,41 @@ def read_mib_circuit(path: str | Path) -> dict[str, dict]:
         src, dest, channel = found.groups()
         ours = f"{our_node_name(src)}->{our_node_name(dest)}" + (f"[{channel}]" if channel else "")
         out[ours] = {"score": info["score"], "in_graph": info["in_graph"]}
+    return out
+
+
+# --- auto-circuit -------------------------------------------------------------------------
+def auto_circuit_prune_scores(graph: EdgeGraph, scores: list[float]) -> dict[str, torch.Tensor]:
+    """auto-circuit's `PruneScores` of a factorized, Q/K/V-separate TransformerLens graph.
+
+    auto-circuit (`model_utils/transformer_lens_utils.py`, `utils/graph_utils.py`) numbers the
+    sources Resid Start, then per block its heads and its MLP (`src_idx`), and keys scores by
+    the destination's module: `blocks.{L}.hook_{q,k,v}_input` -> [n_heads, n_sources before
+    layer L], `blocks.{L}.hook_mlp_in` -> [n_sources up to layer L's heads],
+    `blocks.{last}.hook_resid_post` -> [all sources]. Edge (src, dest) sits at
+    `[dest head, src_idx]`.
+    """
+    if graph.n_positions is not None or not graph.split_qkv or not graph.include_mlp:
+        raise ValueError("auto-circuit's factorized graph has Q/K/V and MLPs at every position")
+    n_layers, n_heads = graph.shape.n_layers, graph.shape.n_heads
+    src_idx = {"input": 0}
+    for layer in range(n_layers):
+        for head in range(n_heads):
+            src_idx[f"{layer}.{head}"] = len(src_idx)
+        src_idx[f"m{layer}"] = len(src_idx)
+    out: dict[str, torch.Tensor] = {}
+    for layer in range(n_layers):
+        before = 1 + layer * (n_heads + 1)
+        for letter in "qkv":
+            out[f"blocks.{layer}.hook_{letter}_input"] = torch.zeros(n_heads, before)
+        out[f"blocks.{layer}.hook_mlp_in"] = torch.zeros(before + n_heads)
+    out[f"blocks.{n_layers - 1}.hook_resid_post"] = torch.zeros(len(src_idx))
+    for edge, score in zip(graph.edges, scores):
+        i = src_idx[edge.src.name]
+        if edge.dest.kind == "head":
+            out[f"blocks.{edge.dest.layer}.hook_{edge.channel}_input"][edge.dest.head, i] = score
+        elif edge.dest.kind == "mlp":
+            out[f"blocks.{edge.dest.layer}.hook_mlp_in"][i] = score
+        else:
+            out[f"blocks.{n_layers - 1}.hook_resid_post"][i] = score
     return out
