@@ -42,7 +42,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -m slow
+	$(PY) -m pytest -m "slow or not slow"
 
 bench: $(STAMP)
 	$(PY) bench/patchscope.py

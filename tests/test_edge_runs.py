@@ -35,12 +35,21 @@ def ablation_args(ablation: str) -> list[str]:
 
 
 FAST = [("hist", "zero"), ("hist", "interchange"), ("sort_unique", "interchange")]
+PROGRAMS = sorted(p.name for p in (ROOT / "tests/fixtures/tracr").iterdir() if p.is_dir())
 SLOW = [
     (program, ablation)
-    for program in ("length", "reverse", "sort_unique", "count_less_freq", "hist")
+    for program in PROGRAMS
     for ablation in ("zero", "interchange")
     if (program, ablation) not in FAST
 ]
+# Not recovered by the default recipe with the configs' seed 0 (scripts/tracr_edge_sweep.py,
+# runs/tracr_sweep: 71 of 84 program x ablation x seed runs exact); strict, so a fix shows.
+NOT_YET = {
+    ("count_less_freq", "zero"): "whole graph kept: every coefficient collapses",
+    ("count_less_freq", "interchange"): "whole graph kept: every coefficient collapses",
+    ("sort", "zero"): "one extra edge",
+    ("sort_freq", "zero"): "13 extra edges",
+}
 
 
 def _recovers(tmp_path, program, ablation):
@@ -58,9 +67,10 @@ def test_tracr_circuit_is_recovered_exactly(tmp_path, program, ablation):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("program,ablation", SLOW)
-def test_tracr_circuit_is_recovered_exactly_slow(tmp_path, program, ablation):
-    if program == "count_less_freq":
-        pytest.xfail("not recovered yet: every coefficient collapses (see the issue 4 note)")
+def test_tracr_circuit_is_recovered_exactly_slow(tmp_path, program, ablation, request):
+    if (program, ablation) in NOT_YET:
+        reason = f"not recovered yet: {NOT_YET[program, ablation]}"
+        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
     _recovers(tmp_path, program, ablation)
 
 
