@@ -8,7 +8,6 @@ silently replaces what the user asked for.
 
 from __future__ import annotations
 
-import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,11 +84,6 @@ class ResumePoint:
     path: Path
     checkpoint: dict
     skipped: list[str] = field(default_factory=list)  # damaged files passed over, and why
-
-
-def step_in_name(path: Path) -> int:
-    found = re.search(r"step=(\d+)", path.name)
-    return int(found.group(1)) if found else -1
 
 
 def newest_intact_checkpoint(folder: Path) -> ResumePoint | None:

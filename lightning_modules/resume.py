@@ -82,8 +82,12 @@ def find_last(root: Path, settings: dict[str, Any], subcommand: str) -> Resume:
         if point is None:
             damaged = sorted((folder / "checkpoints").glob("*.ckpt"))
             any_checkpoint |= bool(damaged)
-            why = "only damaged checkpoints" if damaged else "no checkpoint (stopped before its "
-            notes.append(f"{folder.name}: {why}" + ("" if damaged else "first epoch ended)"))
+            why = (
+                "only damaged checkpoints"
+                if damaged
+                else "no checkpoint (stopped before its first epoch ended)"
+            )
+            notes.append(f"{folder.name}: {why}")
             continue
         any_checkpoint = True
         found = differences(point.checkpoint, settings, subcommand)

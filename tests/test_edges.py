@@ -28,14 +28,8 @@ GPT2_STYLE = dict(
 # Gemma 3's attention: one shared K/V head, RMSNorm on queries and keys, local and global
 # layers, and the norm after the attention block (as Gemma-3-270M, tiny).
 GEMMA3_STYLE = dict(
-    n_layers=3,
-    d_model=32,
-    n_heads=4,
-    d_head=8,
+    GPT2_STYLE,  # the same sizes
     n_key_value_heads=1,
-    d_mlp=64,
-    n_ctx=16,
-    d_vocab=50,
     act_fn="gelu_pytorch_tanh",
     normalization_type="RMS",
     positional_embedding_type="rotary",

@@ -163,7 +163,7 @@ def load_kjv(pk):
             chapters[-1][1][-1] += " " + line.strip()  # wrapped continuation at column 0
         else:
             chapters.append((line.strip(), []))
-    for _ci, (title, verses) in enumerate(chapters):
+    for title, verses in chapters:
         paras = [(title, True)] + [(re.sub(r"\s+", " ", v), False) for v in verses]
         book = re.sub(r"\s+\d+$", "", title)
         for k, chunk in enumerate(chunk_paragraphs(paras)):
