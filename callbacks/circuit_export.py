@@ -132,6 +132,7 @@ class CircuitExport(ResultCallback):
             module.keep_kl,
             module.keep_threshold,
             module.keep_metric,
+            module.prune_kept,
         )
         metrics = {
             "n_edges": int(keep.sum()),

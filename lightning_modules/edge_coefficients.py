@@ -50,6 +50,7 @@ class EdgeCoefficientsModule(L.LightningModule):
         keep_threshold: float = 0.5,
         keep_kl: float | None = None,
         keep_metric: str = "auto",
+        prune_kept: bool = False,
     ) -> None:
         """Args:
         model: the frozen language model.
@@ -74,6 +75,9 @@ class EdgeCoefficientsModule(L.LightningModule):
         keep_metric: `kl` (nats, at the read positions), `mse` (mean squared read outputs), or
             `auto`: mse for a model with one output (a numerical tracr program, where every KL
             is 0), else kl.
+        prune_kept: after the keep_kl search, remove kept edges one at a time (lowest score
+            first) while the circuit stays within keep_kl, until every edge left is needed.
+            One masked forward per try: for small graphs (tracr), not for GPT-2's 32k edges.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -86,6 +90,9 @@ class EdgeCoefficientsModule(L.LightningModule):
         self.lr, self.sparsity_weight = lr, sparsity_weight
         self.target_density, self.sparsity_warmup_steps = target_density, sparsity_warmup_steps
         self.keep_edges, self.keep_threshold, self.keep_kl = keep_edges, keep_threshold, keep_kl
+        if prune_kept and keep_kl is None:
+            raise ValueError("prune_kept needs keep_kl: the distance the pruned circuit keeps")
+        self.prune_kept = prune_kept
         frozen = load_frozen_model(model)
         self.keep_metric = keep_metric_for(frozen.cfg.d_vocab_out, keep_metric)
         if objective == "kl" and frozen.cfg.d_vocab_out == 1:

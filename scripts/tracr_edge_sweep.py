@@ -31,6 +31,8 @@ RECIPES: dict[str, list[str]] = {
     "shipped": [],  # sigmoid, MSE, keep_kl 1e-5 (configs/edges/tracr_*.yaml)
     "sparsity_0.1": ["--model.init_args.sparsity_weight=0.1"],
     "keep_kl_1e-3": ["--model.init_args.keep_kl=0.001"],
+    "prune_kept": ["--model.init_args.prune_kept=true"],
+    "prune_kept_mse": ["--model.init_args.prune_kept=true", "--model.init_args.keep_metric=mse"],
     "hard_concrete_threshold": [
         "--model.init_args.parameterisation=hard_concrete",
         "--model.init_args.keep_kl=null",

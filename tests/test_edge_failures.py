@@ -44,3 +44,54 @@ def test_circuit_failures_name_the_empty_and_the_whole_circuit():
     assert whole.startswith("the kept circuit is the whole graph (10 edges)")
     (constant, empty) = circuit_failures(0, 10, 0.0, "kl")
     assert "kl of the empty circuit = 0" in constant and empty == "the kept circuit is empty"
+
+
+@pytest.mark.parametrize("ablation", ["zero", "interchange"])
+def test_pruning_one_at_a_time_recovers_the_truth_from_scores_that_rank_it_last(ablation):
+    """count_less_freq, scores that put every true edge below every other: the fewest-top-edges
+    search must keep the whole graph; pruning then leaves exactly the fixture's hook-based truth
+    (circuit.json), an independent computation."""
+    import json
+
+    import torch
+
+    from circuitforge.edges.evaluation import (
+        PreparedBatch,
+        prune_one_at_a_time,
+        smallest_faithful_circuit,
+    )
+    from circuitforge.edges.graph import EdgeGraph, GraphShape
+    from circuitforge.edges.masked_forward import MaskedForward
+    from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
+    from circuitforge.tasks.tracr_task import length_batches, tracr_pairs
+    from datamodules.prompt_pairs import _Pairs, collate
+    from tests.conftest import ROOT
+
+    folder = ROOT / "tests/fixtures/tracr/count_less_freq"
+    model = load_frozen_model(FrozenModelSpec(path=str(folder)))
+    forward = MaskedForward(model, EdgeGraph(GraphShape.of(model)))
+    pairs = tracr_pairs(folder, 128, seed=3)
+    rows = _Pairs(pairs)
+    batches = [collate([rows[i] for i in b]) for b in length_batches(pairs.read, 64, None)]
+    prepared = [PreparedBatch(forward, b, ablation) for b in batches]
+    truth = {
+        f"{e['src']}->{e['dest']}" + (f"[{e['channel']}]" if e["channel"] else "")
+        for e in json.loads((folder / "circuit.json").read_text())[f"edges_{ablation}_ablation"]
+    }
+    names = [e.name for e in forward.graph.edges]
+    assert truth and truth < set(names)
+    scores = torch.tensor([0.0 if name in truth else 1.0 for name in names])
+    prefix = smallest_faithful_circuit(forward, prepared, scores, 1e-5)
+    assert int(prefix.sum()) == len(names)  # the ranking alone keeps everything
+    pruned = prune_one_at_a_time(forward, prepared, scores, prefix, 1e-5)
+    assert {n for n, k in zip(names, pruned.tolist()) if k} == truth
+
+
+def test_prune_kept_needs_a_distance_to_keep(tmp_path):
+    with pytest.raises(ValueError, match="prune_kept needs keep_kl"):
+        fit(
+            tmp_path,
+            "configs/edges/tracr_hist.yaml",
+            "--model.init_args.prune_kept=true",
+            "--model.init_args.keep_kl=null",
+        )

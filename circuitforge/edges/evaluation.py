@@ -7,7 +7,7 @@ A `Batch` is a dict of `clean`, `corrupt`, `read`, `answer`, `wrong_answer` tens
 from __future__ import annotations
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Bool, Float
 from torch import Tensor
 
 from circuitforge.edges.discrete import prune_dead_ends, top_edges
@@ -195,6 +195,48 @@ def smallest_faithful_circuit(
     return top_edges(scores, low)
 
 
+def prune_one_at_a_time(
+    forward: MaskedForward,
+    prepared: list[PreparedBatch],
+    scores: Tensor,
+    keep: Bool[Tensor, " edge"],
+    max_distance: float,
+    metric: str = "kl",
+) -> Bool[Tensor, " edge"]:
+    """Remove kept edges while the circuit stays within `max_distance`, lowest scores first,
+    until no single edge can go: the result is locally minimal (every edge left is needed).
+
+    Groups first: the lowest-scoring half of the candidates is tried at once, and a group that
+    cannot go is split in two, down to single edges (so t needed edges among n cost about
+    t log(n / t) evaluations, not n per pass). Passes repeat until nothing changes, since an
+    edge can become removable once another is gone. Where the scores rank a needed edge below
+    unneeded ones, the fewest-top-edges search must keep the unneeded ones too; this removes them.
+    """
+    keep = prune_dead_ends(forward.graph, keep.clone())
+    ascending = torch.sort(scores.detach().cpu().float(), stable=True).indices.tolist()
+
+    def faithful(trial: Tensor) -> bool:
+        return evaluate_coefficients(forward, prepared, trial.float())[metric] <= max_distance
+
+    changed = True
+    while changed:
+        changed = False
+        stack = [[i for i in ascending if keep[i]]]
+        while stack:
+            group = [i for i in stack.pop() if keep[i]]
+            if not group:
+                continue
+            trial = keep.clone()
+            trial[group] = False
+            trial = prune_dead_ends(forward.graph, trial)
+            if faithful(trial):
+                keep, changed = trial, True
+            elif len(group) > 1:
+                half = len(group) // 2
+                stack += [group[half:], group[:half]]  # the lower-scoring half is tried first
+    return keep
+
+
 def discrete_circuit(
     forward: MaskedForward,
     prepared: list[PreparedBatch],
@@ -204,13 +246,17 @@ def discrete_circuit(
     max_distance: float | None,
     threshold: float,
     metric: str = "kl",
+    prune: bool = False,
 ) -> Tensor:
     """Keep `n_keep` top edges, else the fewest within `max_distance` of the full model by
-    `metric`, else those whose coefficient is >= `threshold`; then drop dead ends."""
+    `metric` (then, with `prune`, removed one at a time while within it), else those whose
+    coefficient is >= `threshold`; then drop dead ends."""
     if n_keep is not None:
         keep = top_edges(scores, n_keep)
     elif max_distance is not None:
         keep = smallest_faithful_circuit(forward, prepared, scores, max_distance, metric)
+        if prune:
+            keep = prune_one_at_a_time(forward, prepared, scores, keep, max_distance, metric)
     else:
         keep = coefficients.detach().cpu() >= threshold
     return prune_dead_ends(forward.graph, keep)
