@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[test]"
+	bash scripts/install_chromium.sh
 	touch $(STAMP)
 
 # OMP_WAIT_POLICY=PASSIVE: OpenMP's spin-wait made 2-thread runs 5-10x slower on 2 cores.
@@ -47,6 +48,7 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/patchscope.py
 	$(PY) bench/edges.py
+	OMP_NUM_THREADS=1 $(PY) bench/neuron_sweep.py --model gemma3
 	OMP_NUM_THREADS=1 $(PY) bench/atlas.py
 	OMP_NUM_THREADS=1 $(PY) bench/feature_circuits.py
 	OMP_NUM_THREADS=1 $(PY) bench/analysis.py

@@ -6,12 +6,14 @@ from callbacks.circuit_export import CircuitExport
 from callbacks.feature_circuit_export import FeatureCircuitExport
 from callbacks.language_model_evaluation import LanguageModelEvaluation
 from callbacks.model_directory_export import ModelDirectoryExport
+from callbacks.neuron_explanation_export import NeuronExplanationExport
 from callbacks.optimization_report import OptimizationReport
 from callbacks.patchscope_generation import PatchscopeGeneration
 from callbacks.reactivation_report import ReactivationReport
 from callbacks.sae_decomposition import SAEDecomposition
 
 __all__ = [
+    "NeuronExplanationExport",
     "AnalysisExport",
     "AtlasExport",
     "CircuitExport",

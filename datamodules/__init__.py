@@ -2,7 +2,14 @@
 
 from datamodules.demo_corpus import DemoCorpusDataModule
 from datamodules.documents import DocumentDataModule
+from datamodules.neuron_batches import NeuronBatchDataModule
 from datamodules.prompt_pairs import PromptPairDataModule
 from datamodules.text import TextDataModule
 
-__all__ = ["DocumentDataModule", "PromptPairDataModule", "DemoCorpusDataModule", "TextDataModule"]
+__all__ = [
+    "DocumentDataModule",
+    "NeuronBatchDataModule",
+    "PromptPairDataModule",
+    "DemoCorpusDataModule",
+    "TextDataModule",
+]

@@ -8,9 +8,11 @@ from lightning_modules.feature_circuit import FeatureCircuitModule
 from lightning_modules.frozen_model_strategy import FrozenModelStrategy
 from lightning_modules.language_model_pretraining import LanguageModelPretraining
 from lightning_modules.logit_lens import LogitLensModule
+from lightning_modules.neuron_explanations import NeuronExplanationModule
 from lightning_modules.residual_vector import ResidualVectorModule
 
 __all__ = [
+    "NeuronExplanationModule",
     "ActivationAtlasModule",
     "ActivationPatchingModule",
     "DirectLogitAttributionModule",

@@ -95,3 +95,14 @@ def demo_atlas_path(tmp_path_factory):
     save_dir = tmp_path_factory.mktemp("atlas")
     main(atlas_args(save_dir))
     return results_of(save_dir)
+
+
+@pytest.fixture(scope="session")
+def sweep(demo_atlas_path, tmp_path_factory):
+    """A neuron-explanation sweep of 6 demo neurons (tests/explanation_runs.py), built once."""
+    from tests.explanation_runs import results, sweep_args
+    from train import main
+
+    save_dir = tmp_path_factory.mktemp("sweep")
+    cli = main(sweep_args(save_dir, demo_atlas_path))
+    return cli, results(save_dir)

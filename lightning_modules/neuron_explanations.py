@@ -1,0 +1,297 @@
+"""NeuronExplanationModule: every neuron of a layer explained two ways and scored (a predict run).
+
+`python train.py predict --config configs/explanations/gemma3_l9.yaml`. Each predict step takes
+one chunk of B neurons (`NeuronBatchDataModule`) and
+1. optimises one residual vector per (neuron, seed) at the placeholder of the dummy prompt,
+   all in one batch (`circuitforge.explanations.optimise`: the gradient Patchscope recipe of
+   `configs/patchscope/gemma3_l6_n969.yaml`, with each neuron's hinge at its atlas maximum);
+2. decodes them with the Patchscope, reads their SAE features, and scores both views
+   (`circuitforge.explanations.chunk`, `scores`).
+The vectors are the only thing optimised; the model is frozen. Progress is written after every
+step (`circuitforge.explanations.snapshot`): `resume_from` continues an interrupted sweep
+with nothing redone. Under ddp each process takes every world-th chunk and the rows are merged
+on process 0 at the end. `NeuronExplanationExport` writes the results.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from transformer_lens import HookedTransformer
+
+from circuitforge.explanations.atlas_view import AtlasView, read_atlas
+from circuitforge.explanations.chunk import (
+    Decoder,
+    context_features,
+    explain_rows,
+    reference_features,
+)
+from circuitforge.explanations.optimise import (
+    ChunkState,
+    final_activations,
+    initial_rows,
+    optimise_chunk,
+)
+from circuitforge.explanations.scores import other_neuron
+from circuitforge.explanations.snapshot import read_progress, write_progress
+from circuitforge.model.placement import DevicePlan, place_model
+from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
+from circuitforge.numerics import require_at_least_one
+from circuitforge.patchscope.injection import resid_pre_hook_name
+from circuitforge.patchscope.objective import NeuronObjective, check_layers_and_neurons
+from circuitforge.patchscope.prompt import locate_placeholder
+from circuitforge.patchscope.word_residuals import vocabulary_words, word_residuals
+from circuitforge.sae.matching import MatchedSAE, SAESource, load_matching_sae
+from lightning_modules.frozen_holder import Unregistered
+from lightning_modules.frozen_model_strategy import FrozenModelStrategy
+
+
+class NeuronExplanationModule(L.LightningModule):
+    EXPERIMENT = "neuron_explanations"
+
+    def __init__(
+        self,
+        model: FrozenModelSpec,
+        source_layer: int,
+        target_layer: int,
+        atlas: str,
+        sae: SAESource,
+        seeds: list[int] | None = None,
+        init_noise: float = 0.1,
+        steps: int = 50,
+        lr: float = 0.003,
+        prompt: str = "We say that a x",
+        placeholder: str = "x",
+        n_words: int = 4000,
+        target_prompt: str = "A detailed description of x is that",
+        alpha: float = 1.5,
+        new_tokens: int = 20,
+        decode_batch_size: int = 64,
+        top_k: int = 10,
+        snapshot_every_n_steps: int = 1,
+        resume_from: str | None = None,
+    ) -> None:
+        """Args:
+        model: the frozen language model.
+        source_layer: X is injected at `blocks.{source_layer}.hook_resid_pre`.
+        target_layer: the layer whose MLP neurons are explained (the atlas's layer).
+        atlas: `atlas.json` (or `.json.gz`) of `blocks.{target_layer}.mlp.hook_post`: each
+            neuron's top contexts and natural maximum (the hinge target and the score's unit).
+        sae: the SAE that reads the injection point (`{layer}` picks it).
+        seeds: one vector per neuron and seed; seed 0 starts at the word baseline, seed s > 0 at
+            the baseline plus seeded noise of `init_noise` x the typical norm.
+        steps: Adam steps per chunk (the gradient Patchscope's 5 epochs x 10 steps).
+        lr: Adam step as a fraction of the typical residual norm (`lr_scale: typical_norm`).
+        prompt, placeholder: the dummy prompt X is optimised in, and its placeholder token.
+        n_words: words averaged for the baseline (`baseline: words`).
+        target_prompt, alpha, new_tokens: the Patchscope decoding (contrastive, against the
+            baseline).
+        decode_batch_size: vectors decoded at once (3 streams each, full vocabulary logits).
+        top_k: SAE features compared (X's, by increase over the baseline; the contexts', by
+            the increase of their mean over that of 64 random neurons' contexts).
+        snapshot_every_n_steps: write progress every n optimisation steps (and after every
+            chunk); 0: only after chunks.
+        resume_from: the `log_dir` of an interrupted sweep (a `*` picks the newest): its
+            finished neurons are kept and its chunk under way continues from its last step.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        require_at_least_one(
+            steps=steps, new_tokens=new_tokens, decode_batch_size=decode_batch_size, top_k=top_k
+        )
+        if not (lr > 0 and lr < float("inf")):
+            raise ValueError(f"lr must be a positive finite number, got {lr}")
+        self.spec, self.source_layer, self.target_layer = model, source_layer, target_layer
+        self.seeds = [0] if seeds is None else list(seeds)
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds: at least one, each once; got {self.seeds}")
+        self.init_noise, self.steps, self.lr, self.n_words = init_noise, steps, lr, n_words
+        self.top_k, self.snapshot_every, self.resume_from = (
+            top_k,
+            snapshot_every_n_steps,
+            resume_from,
+        )
+        frozen = load_frozen_model(model)
+        check_layers_and_neurons(frozen, source_layer, target_layer, [0])
+        self.prompt = locate_placeholder(frozen, prompt, placeholder)
+        self.decoder = Decoder(
+            locate_placeholder(frozen, target_prompt, placeholder),
+            alpha,
+            new_tokens,
+            decode_batch_size,
+        )
+        self.atlas_path = atlas
+        self.view: AtlasView = read_atlas(atlas, target_layer, frozen.cfg.d_mlp)
+        self.matched: MatchedSAE = load_matching_sae(
+            sae, resid_pre_hook_name(source_layer), frozen.cfg.d_model
+        )
+        self._frozen = Unregistered(frozen)
+        self.baseline = torch.zeros(frozen.cfg.d_model)
+        self.typical_norm = 0.0
+        self.context_reference = torch.zeros(0)
+        self.context_top: dict[int, tuple[list[int], torch.Tensor]] = {}
+        self._objective: NeuronObjective | None = None
+        self.rows: dict[int, dict] = {}
+        self.in_progress: ChunkState | None = None
+        self.timings: list[dict] = []  # per chunk done by this process in this run
+        self.log_dir: Path | None = None
+
+    @property
+    def frozen_model(self) -> HookedTransformer:
+        return self._frozen.model
+
+    @property
+    def injection_layer(self) -> int:
+        return self.source_layer
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None or not hasattr(datamodule, "chunks"):
+            raise ValueError("NeuronExplanationModule needs data: NeuronBatchDataModule")
+        model = self.frozen_model
+        datamodule.bind_model(model.cfg.d_mlp)
+        if not isinstance(self.trainer.strategy, FrozenModelStrategy):
+            device = self.trainer.strategy.root_device  # ddp: each process holds the model
+            place_model(model, DevicePlan.split(model.cfg.n_layers, [device]))
+        words = vocabulary_words(model, self.n_words)
+        table = word_residuals(model, self.prompt, self.source_layer, words)
+        self.baseline = table.mean(0).float()
+        self.typical_norm = float(table.norm(dim=-1).mean())
+        self.context_reference = reference_features(model, self.view, self.matched)
+
+    def identity(self) -> dict:
+        """What a snapshot must share with the run that resumes from it: every argument of
+        this class but where progress goes, the data's neurons and chunks, the process count."""
+        settings = {
+            f"model.{k}": str(self.hparams[k])
+            for k in inspect.signature(NeuronExplanationModule.__init__).parameters
+            if k in self.hparams and k not in ("self", "resume_from", "snapshot_every_n_steps")
+        }
+        settings["model.model"] = self.spec.identity()
+        return {
+            "experiment": self.EXPERIMENT,
+            **settings,
+            **{f"data.{k}": v for k, v in self.trainer.datamodule.describe().items()},
+            "processes": self.trainer.world_size,
+        }
+
+    @property
+    def objective(self) -> NeuronObjective:
+        if self._objective is None:
+            self._objective = NeuronObjective(
+                self.frozen_model, self.prompt, self.source_layer, self.target_layer
+            )
+        return self._objective
+
+    # --- the sweep ---------------------------------------------------------------------------
+    def on_predict_epoch_start(self) -> None:
+        log_dir = self.trainer.log_dir  # a collective under ddp: every process asks
+        self.log_dir = Path(log_dir or self.trainer.default_root_dir)
+        self.rows, self.in_progress, self.timings = {}, None, []
+        if self.resume_from is not None:
+            found = read_progress(self.resume_from, self.global_rank, self.identity())
+            self.rows = {r["neuron"]: r for r in found["rows"]}
+            if found["in_progress"] is not None:
+                self.in_progress = ChunkState.from_dict(found["in_progress"])
+        # the observed side of this process's neurons still to do, in one pass over the corpus
+        chunks = self.trainer.datamodule.chunks()[self.global_rank :: self.trainer.world_size]
+        todo = [n for chunk in chunks for n in chunk if n not in self.rows]
+        d_mlp = self.frozen_model.cfg.d_mlp
+        wanted = list(dict.fromkeys(todo + [other_neuron(n, d_mlp) for n in todo]))
+        self.context_top = context_features(
+            self.frozen_model, self.view, self.matched, wanted, self.top_k, self.context_reference
+        )
+
+    def predict_step(self, batch: dict, batch_idx: int) -> None:
+        if torch.is_inference_mode_enabled():
+            raise ValueError(
+                "the sweep optimises vectors inside predict: set trainer.inference_mode: false"
+            )
+        neurons = batch["neurons"]
+        if all(n in self.rows for n in neurons):
+            return  # explained before the interruption
+        rows_neurons = [n for n in neurons for _ in self.seeds]
+        rows_seeds = [s for _ in neurons for s in self.seeds]
+        started = time.perf_counter()
+        state = self.in_progress
+        if state is None or state.neurons != rows_neurons:
+            start = initial_rows(self.baseline, self.typical_norm, self.seeds, self.init_noise)
+            x = start.repeat(len(neurons), 1)
+            state = ChunkState(rows_neurons, rows_seeds, 0, x, {}, [])
+        targets = torch.tensor([self.view.natural_max(n) for n in rows_neurons])
+        state = optimise_chunk(
+            self.objective,
+            state,
+            self.steps,
+            self.lr,
+            self.typical_norm,
+            targets,
+            on_step=self._save_step,
+        )
+        optimised = time.perf_counter()
+        final = final_activations(self.objective, state.x, rows_neurons)
+        with torch.no_grad():
+            rows = explain_rows(
+                self.frozen_model,
+                self.view,
+                self.matched,
+                self.decoder,
+                self.source_layer,
+                self.target_layer,
+                state.x,
+                final,
+                self.baseline.to(self.objective.prefix.device),
+                rows_neurons,
+                rows_seeds,
+                self.top_k,
+                self.context_top,
+            )
+        for row in rows:
+            row["activation_history"] = [
+                [h[i] for i, m in enumerate(rows_neurons) if m == row["neuron"]]
+                for h in state.history
+            ]
+            self.rows[row["neuron"]] = row
+        self.timings.append(
+            {
+                "chunk": batch["chunk"],
+                "neurons": len(neurons),
+                "optimise_seconds": optimised - started,
+                "explain_seconds": time.perf_counter() - optimised,
+            }
+        )
+        self.in_progress = None
+        self.save_progress()
+
+    def _save_step(self, state: ChunkState) -> None:
+        self.in_progress = state
+        if self.snapshot_every and state.step % self.snapshot_every == 0:
+            self.save_progress()
+
+    def save_progress(self) -> None:
+        assert self.log_dir is not None
+        in_progress = None if self.in_progress is None else self.in_progress.to_dict()
+        write_progress(
+            self.log_dir, self.global_rank, self.identity(), list(self.rows.values()), in_progress
+        )
+
+    def on_predict_epoch_end(self) -> None:
+        self.save_progress()
+        if self.trainer.world_size > 1:
+            self.trainer.strategy.barrier()
+            if self.trainer.is_global_zero:
+                assert self.log_dir is not None
+                for rank in range(1, self.trainer.world_size):
+                    for row in read_progress(self.log_dir, rank, self.identity())["rows"]:
+                        self.rows[row["neuron"]] = row
+
+    def merged_rows(self) -> list[dict]:
+        order = self.trainer.datamodule.neurons
+        missing = [n for n in order if n not in self.rows]
+        if missing:
+            raise RuntimeError(f"neurons {missing[:10]} were not explained (of {len(order)})")
+        return [self.rows[n] for n in order]
