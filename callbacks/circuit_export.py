@@ -39,6 +39,7 @@ from circuitforge.edges.evaluation import (
 )
 from circuitforge.edges.export import circuit_picture, circuit_text, edge_rows
 from circuitforge.results import write_result
+from circuitforge.viewer.graph_page import edge_graph, graph_page
 
 
 def load_true_edges(path: str, key: str) -> set[str]:
@@ -193,6 +194,14 @@ class CircuitExport(ResultCallback):
         folder = Path(trainer.log_dir) / "results"
         text = circuit_text(module.graph, keep.tolist())
         write_text_atomically(folder / "circuit.txt", text)
+        metrics = result["metrics"]
+        summary = [f"{metrics['n_edges']} of {result['n_edges_total']} edges kept"]
+        summary += [f"{k} {metrics[k]:.4g}" for k in ("kl", "mse", "logit_diff_recovered")
+                    if isinstance(metrics.get(k), float)]  # fmt: skip
+        if result.get("failure"):
+            summary.append(f"failure: {result['failure']}")
+        page = graph_page(f"edge circuit: {module.spec.describe()}", summary, edge_graph(result))
+        write_text_atomically(folder / "circuit.html", page)
         try:  # the same scores as the EAP-IG / MIB circuit JSON, for other tools
             circuit = mib_circuit(
                 module.graph, module.frozen_model.cfg.d_model, result_scores(result), keep.tolist()

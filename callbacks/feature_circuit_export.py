@@ -8,8 +8,11 @@ import lightning as L
 import numpy as np
 
 from callbacks.result_callback import ResultCallback
+from circuitforge.atomic_files import write_text_atomically
 from circuitforge.feature_circuits.export import circuit_json, circuit_picture
-from circuitforge.results import markdown_table
+from circuitforge.feature_circuits.to_attribution_graph import circuit_attribution_graph
+from circuitforge.results import markdown_table, strict_json
+from circuitforge.viewer.graph_page import feature_graph, graph_page
 
 
 class FeatureCircuitExport(ResultCallback):
@@ -32,6 +35,7 @@ class FeatureCircuitExport(ResultCallback):
             found["errors"],
             found["kept"],
             found["edges"],
+            pl_module.prompt_tokens() if pl_module.positions == "each" else None,
         )
         quality = found["quality"]
         n_edges = len(graph["edges"])
@@ -53,6 +57,7 @@ class FeatureCircuitExport(ResultCallback):
                 "completeness": quality["completeness"],
                 "method": pl_module.method,
                 "ablation": pl_module.ablation,
+                "positions": pl_module.positions,
                 "examples": found["examples"],
                 "held_out_examples": found["held_out_examples"],
                 "points": [p.hook_name for p in pl_module.points],
@@ -62,7 +67,9 @@ class FeatureCircuitExport(ResultCallback):
         )
         picture = circuit_picture(graph, self.max_edges_drawn)
         if trainer.log_dir is not None and trainer.is_global_zero:
-            picture.save(Path(trainer.log_dir) / "results" / "feature_circuit.png")
+            folder = Path(trainer.log_dir) / "results"
+            picture.save(folder / "feature_circuit.png")
+            self.write_pages(folder, pl_module, graph, quality)
         writer = self.tensorboard(trainer)
         if writer is not None:
             rows = sorted(graph["nodes"], key=lambda n: -abs(n["score"]))[:40]
@@ -76,3 +83,33 @@ class FeatureCircuitExport(ResultCallback):
                 "feature_circuit/graph", np.asarray(picture), trainer.global_step, dataformats="HWC"
             )
             writer.flush()
+
+    def write_pages(self, folder: Path, pl_module, graph: dict, quality: dict) -> None:
+        """`feature_circuit.html` (our viewer) and, with per-position nodes,
+        `attribution_graph.json` (circuit-tracer / Neuronpedia's format)."""
+        each = pl_module.positions == "each"
+        prompt = pl_module.graph_prompt() if each else None
+        names = [p.name for p in pl_module.points]
+        summary = [
+            f"faithfulness {quality['faithfulness']:.3f}, completeness "
+            f"{quality['completeness']:.3f} ({pl_module.method}, {pl_module.ablation} ablation)",
+            f"{len(graph['nodes'])} nodes, the {len(graph['edges'])} largest edges",
+        ]
+        if prompt is not None:
+            summary.append(f"prompt: {prompt['prompt']!r} -> {prompt['answer'][1]!r}")
+        page = graph_page(
+            f"feature circuit: {pl_module.spec.describe()}",
+            summary,
+            feature_graph(graph, names, prompt["tokens"] if prompt else None),
+        )
+        write_text_atomically(folder / "feature_circuit.html", page)
+        if prompt is None:
+            return
+        model = pl_module.frozen_model
+        attribution = circuit_attribution_graph(
+            graph, pl_module.points, prompt["prompt"], prompt["ids"], prompt["tokens"],
+            prompt["answer"], model.cfg.n_layers, slug="circuitforge-feature-circuit",
+            scan=pl_module.spec.describe(),
+        )  # fmt: skip
+        path = folder / "attribution_graph.json"
+        write_text_atomically(path, strict_json(attribution, str(path), indent=None))

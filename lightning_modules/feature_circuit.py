@@ -10,18 +10,27 @@ correction, and faithfulness and completeness measured on the held-out pairs. Th
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
+from circuitforge.feature_circuits.ablation import node_masks
 from circuitforge.feature_circuits.circuit import (
     Ablation,
     Method,
     NodeScores,
     batch_attribution,
-    circuit_quality,
+    masks_quality,
     select_nodes,
     summed_edges,
 )
 from circuitforge.feature_circuits.points import SAEGroup, SAEPoint, load_points
+from circuitforge.feature_circuits.positions import (
+    PositionScores,
+    position_masks,
+    position_summed_edges,
+    select_position_nodes,
+)
 from circuitforge.model.forward import block_device
 from circuitforge.model.spec import FrozenModelSpec
 from lightning_modules.frozen_model_analysis import FrozenModelAnalysis
@@ -39,15 +48,20 @@ class FeatureCircuitModule(FrozenModelAnalysis):
         ig_steps: int = 10,
         nodes_per_point: int | None = 20,
         node_threshold: float | None = None,
+        positions: Literal["summed", "each"] = "summed",
     ) -> None:
         """Args:
         model: the frozen language model.
         saes: the SAEs spliced in, as groups (`source` with `{layer}`, `layers`).
-        ablation: `interchange` (a feature's value on the corrupted prompt) or `zero`.
+        ablation: `interchange` (a feature's value on the corrupted prompt), `zero`, or `mean`
+            (its mean over the batch's clean prompts, position by position; Marks et al.).
         method: `attribution` (one gradient step) or `ig` (integrated gradients, `ig_steps`).
         ig_steps: points on the path from clean to ablated activations.
         nodes_per_point: at most this many features per point (largest |score|).
         node_threshold: keep only nodes with |score| >= this (the error terms too).
+        positions: `summed` (a node per feature, its effects summed over positions) or `each`:
+            a node per feature and token position, the nodes of an attribution graph; the
+            prompts must align (one prompt, or one template: `data.init_args.template`).
         """
         super().__init__(model)
         self.save_hyperparameters()
@@ -55,6 +69,9 @@ class FeatureCircuitModule(FrozenModelAnalysis):
             raise ValueError(f"ig_steps must be at least 1, got {ig_steps}")
         self.ablation, self.method, self.ig_steps = ablation, method, ig_steps
         self.nodes_per_point, self.node_threshold = nodes_per_point, node_threshold
+        if positions not in ("summed", "each"):
+            raise ValueError(f"positions must be summed or each, got {positions!r}")
+        self.positions = positions
         self.points: list[SAEPoint] = load_points(self.frozen_model, saes)
 
     def on_test_start(self) -> None:
@@ -63,7 +80,11 @@ class FeatureCircuitModule(FrozenModelAnalysis):
 
     def on_test_epoch_start(self) -> None:
         with torch.inference_mode(False):  # see test_step
-            self.scores = NodeScores(self.points)
+            self.scores = (
+                NodeScores(self.points)
+                if self.positions == "summed"
+                else PositionScores(self.points)
+            )
         self.batches: list[dict] = []
 
     def analyse(self, batch: dict) -> None:  # (outside inference mode: see the base class)
@@ -74,16 +95,53 @@ class FeatureCircuitModule(FrozenModelAnalysis):
         self.batches.append(batch)
         self.log("test/logit_difference", found.metric.mean(), batch_size=len(found.metric))
 
+    def prompt_tokens(self) -> list[str]:
+        """The first scored prompt, token by token (the positions of per-position nodes)."""
+        return self.graph_prompt()["tokens"]
+
+    @torch.no_grad()
+    def graph_prompt(self) -> dict:
+        """The first scored prompt up to its read position: text, ids, tokens, and its answer
+        (vocab id, token, the model's probability of it there)."""
+        batch = self.batches[0]
+        read = int(batch["read"][0].nonzero().max())
+        ids = batch["clean"][0, : read + 1].tolist()
+        tokenizer = self.frozen_model.tokenizer
+        decode = (lambda i: tokenizer.decode(i)) if tokenizer is not None else str
+        logits = self.frozen_model(batch["clean"][:1, : read + 1])[0, -1].float()
+        answer = int(batch["answer"][0])
+        return {
+            "prompt": decode(ids),
+            "ids": ids,
+            "tokens": [decode([i]) for i in ids],
+            "answer": (answer, decode([answer]), float(logits.softmax(-1)[answer])),
+        }
+
     def finish(self) -> dict:
         features, errors = self.scores.mean()
-        kept = select_nodes(features, errors, self.nodes_per_point, self.node_threshold)
         model = self.frozen_model
-        edges = summed_edges(model, self.points, self.batches, kept, self.ablation)
         held_out = [
             {k: v.to(self.device).clone() for k, v in b.items()}
             for b in self.trainer.datamodule.validation_batches()
         ]
-        quality = circuit_quality(model, self.points, held_out, kept, self.ablation)
+        if self.positions == "each":
+            width = self.scores.width
+            for b in held_out:
+                if b["clean"].shape[1] != width:
+                    raise ValueError(
+                        f"per-position nodes: held-out prompts have {b['clean'].shape[1]} "
+                        f"positions, the scored ones {width} (use one template)"
+                    )
+            kept = select_position_nodes(
+                features, errors, self.nodes_per_point, self.node_threshold
+            )
+            edges = position_summed_edges(model, self.points, self.batches, kept, self.ablation)
+            masks = position_masks(self.points, kept, width)
+        else:
+            kept = select_nodes(features, errors, self.nodes_per_point, self.node_threshold)
+            edges = summed_edges(model, self.points, self.batches, kept, self.ablation)
+            masks = node_masks(self.points, kept)
+        quality = masks_quality(model, self.points, held_out, masks, self.ablation)
         self.log("test/faithfulness", quality["faithfulness"])
         self.log("test/completeness", quality["completeness"])
         return {
@@ -94,4 +152,6 @@ class FeatureCircuitModule(FrozenModelAnalysis):
             "quality": quality,
             "examples": self.scores.examples,
             "held_out_examples": sum(len(b["clean"]) for b in held_out),
+            "masks": masks,
+            "held_out": held_out,
         }

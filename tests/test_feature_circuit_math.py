@@ -138,6 +138,37 @@ def test_integrated_gradients_are_complete(demo):
     assert (gaps[16] < 0.03).all()
 
 
+def loop_ig(m, tok, pts, metric, clean, abl, steps):
+    """IG the plain way: per point and step, a whole-model forward and backward with the point
+    set to that step's activation (TransformerLens hooks)."""
+    out = []
+    for i, p in enumerate(pts):
+        total = torch.zeros_like(clean[i].x)
+        for step in range(steps):
+            x = clean[i].x + (step + 0.5) / steps * (abl[i].x - clean[i].x)
+            x = x.reshape(caches(m, tok, [p.hook_name])[0].shape).requires_grad_(True)
+            with torch.enable_grad():
+                value = metric(
+                    m.run_with_hooks(tok, fwd_hooks=[(p.hook_name, lambda a, hook, x=x: x)])
+                )
+                value.sum().backward()
+            total += at.flat(x.grad)
+        out.append(total / steps)
+    return out
+
+
+def test_batched_ig_from_the_points_block_equals_the_plain_loop(demo, t):
+    """All steps in one batch, the forward started at the point's block: the same gradients as
+    `steps` whole-model passes, on resid_post SAEs (demo) and attn/mlp/resid ones (tiny)."""
+    assert_close(
+        demo.ig(4), loop_ig(demo.m, demo.tok, demo.pts, demo.metric, demo.clean, demo.abl, 4)
+    )
+    m, tok, pts, clean, abl, _ = t.args
+    metric = lambda logits: logits[:, -1, 1] - logits[:, -1, 2]  # noqa: E731
+    ours = at.ig_gradients(m, tok, pts, metric, clean, abl, 3)
+    assert_close(ours, loop_ig(m, tok, pts, metric, clean, abl, 3), rtol=1e-4, atol=1e-5)
+
+
 LAYOUT = [f"blocks.{k}" for k in ("0.hook_resid_post", "1.hook_attn_out", "1.hook_mlp_out")]
 LAYOUT.append("blocks.1.hook_resid_post")
 TINY = dict(n_layers=2, d_model=16, d_head=8, d_mlp=32, n_ctx=8, d_vocab=40, act_fn="gelu")

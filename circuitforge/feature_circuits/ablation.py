@@ -35,9 +35,10 @@ def spliced_metric(
     points: list[SAEPoint],
     metric: Metric,
     ablated: list[PointState],
-    keep: list[tuple[Bool[Tensor, " d_sae"], bool]],
+    keep: list[tuple[Bool[Tensor, "*pos d_sae"], bool | Bool[Tensor, " pos"]]],
 ) -> Float[Tensor, " batch"]:
-    """The metric with every node outside `keep` at its ablated value."""
+    """The metric with every node outside `keep` at its ablated value (masks per feature, or
+    per position and feature with an error mask per position)."""
 
     def hook_for(i: int):
         point, (mask, keep_error), abl = points[i], keep[i], ablated[i]
@@ -46,8 +47,11 @@ def spliced_metric(
             x = flat(act).float()
             f = point.encode(x).float()
             err = x - point.decode(f)
-            f = torch.where(mask.to(f.device), f, abl.f)
-            err = err if keep_error else abl.err
+            f = torch.where(mask.to(f.device), f, abl.f)  # mask: [d_sae] or [pos, d_sae]
+            if isinstance(keep_error, Tensor):  # per position
+                err = torch.where(keep_error.to(err.device)[:, None], err, abl.err)
+            else:
+                err = err if keep_error else abl.err
             return (point.decode(f) + err).reshape(act.shape).to(act.dtype)
 
         return hook
@@ -58,8 +62,8 @@ def spliced_metric(
     return metric(logits)
 
 
-def complement(keep: list[tuple[Tensor, bool]]) -> list[tuple[Tensor, bool]]:
-    return [(~mask, not error) for mask, error in keep]
+def complement(keep: list[tuple[Tensor, bool | Tensor]]) -> list[tuple[Tensor, bool | Tensor]]:
+    return [(~mask, ~error if isinstance(error, Tensor) else not error) for mask, error in keep]
 
 
 def everything(points: list[SAEPoint]) -> list[tuple[Tensor, bool]]:

@@ -20,6 +20,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from circuitforge.feature_circuits.points import SAEPoint
+from circuitforge.model.forward import embed, run_blocks, unembed
 
 Metric = Callable[[Float[Tensor, "batch pos vocab"]], Float[Tensor, " batch"]]
 
@@ -58,6 +59,18 @@ def zero_states(points: list[SAEPoint], clean: list[PointState]) -> list[PointSt
         PointState(p.decoder_bias.expand_as(s.x).clone(), s.f * 0, s.err * 0)
         for p, s in zip(points, clean)
     ]
+
+
+def mean_states(points: list[SAEPoint], clean: list[PointState]) -> list[PointState]:
+    """Mean ablation (Marks et al.): every feature and error term at its mean over the batch's
+    clean prompts, position by position (so the prompts' positions should align: one
+    template); the activation is the decoded mean features plus the mean error."""
+    out = []
+    for p, s in zip(points, clean):
+        f = s.f.mean(0, keepdim=True).expand_as(s.f)
+        err = s.err.mean(0, keepdim=True).expand_as(s.err)
+        out.append(PointState(p.decode(f) + err, f.clone(), err.clone()))
+    return out
 
 
 def point_gradients(
@@ -103,17 +116,79 @@ def ig_gradients(
     steps: int,
 ) -> list[Float[Tensor, "batch pos d_in"]]:
     """Per point, its gradient averaged over `steps` midpoints of the line from its clean to its
-    ablated activation, the other points left clean."""
+    ablated activation, the other points left clean.
+
+    All steps of a point go through the model as one batch (steps x batch rows), and the
+    forward starts at the point's block from the clean residual stream cached there (the
+    blocks before it cannot change): one forward and backward of the rest of the model per
+    point, instead of `steps` whole-model passes.
+    """
+    residual, mask = embed(model, tokens)
+    starts: dict[int, Tensor] = {}  # block -> its clean resid_pre
+    with torch.no_grad():
+        done = 0
+        for layer in sorted({start_block(p) for p in points}):
+            residual = run_blocks(model, residual, done, layer, mask)
+            starts[layer], done = residual, layer
+    b = tokens.shape[0]
+    alphas = (torch.arange(steps, dtype=torch.float32) + 0.5) / steps
     out = []
-    for i in range(len(points)):
-        total = torch.zeros_like(clean[i].x)
-        for step in range(steps):
-            alpha = (step + 0.5) / steps
-            x = clean[i].x + alpha * (ablated[i].x - clean[i].x)
-            _, grads = point_gradients(model, tokens, points[i : i + 1], metric, {0: x})
-            total += grads[0]
-        out.append(total / steps)
+    for i, p in enumerate(points):
+        line = (
+            clean[i].x[None]
+            + alphas.to(clean[i].x.device)[:, None, None, None] * (ablated[i].x - clean[i].x)[None]
+        )  # [steps, batch, pos, d_in]
+        grads = gradient_from_point(
+            model, p, starts[start_block(p)], line.flatten(0, 1), mask, metric, b, steps
+        )
+        out.append(grads.unflatten(0, (steps, b)).mean(0))
     return out
+
+
+def start_block(point: SAEPoint) -> int:
+    """The first block a change at the point runs through: block L for resid_pre L and for
+    the points inside block L (attn, mlp, resid_mid), block L+1 for resid_post L."""
+    return point.layer + 1 if point.hook_name.endswith("hook_resid_post") else point.layer
+
+
+def enters_a_block(point: SAEPoint) -> bool:
+    """resid_pre L / resid_post L is the input of a block: the forward starts from it directly;
+    any other point is replaced by a hook inside its block."""
+    return point.hook_name.endswith(("hook_resid_pre", "hook_resid_post"))
+
+
+def gradient_from_point(
+    model: HookedTransformer,
+    point: SAEPoint,
+    start: Float[Tensor, "batch pos d_model"],
+    x: Float[Tensor, "rows pos d_in"],
+    mask: Tensor | None,
+    metric: Metric,
+    batch: int,
+    repeats: int,
+) -> Float[Tensor, "rows pos d_in"]:
+    """d(metric)/d(point activation) at each row of `x` ([repeats x batch] rows), running only
+    the blocks from the point's on, from `start` (the clean resid_pre of `start_block`)."""
+    x = x.detach().clone().requires_grad_(True)
+    rows_mask = None if mask is None else mask.repeat(repeats, 1)
+    layer = start_block(point)
+    with torch.enable_grad():
+        if enters_a_block(point):
+            residual = x.reshape(*x.shape[:2], -1).to(start.dtype)
+            with_hooks: list = []
+        else:
+            residual = start.repeat(repeats, 1, 1)
+
+            def replace(act: Tensor, hook) -> Tensor:
+                return x.reshape(act.shape).to(act.dtype)
+
+            with_hooks = [(point.hook_name, replace)]
+        with model.hooks(fwd_hooks=with_hooks):
+            final = run_blocks(model, residual, layer, model.cfg.n_layers, rows_mask)
+        logits = unembed(model, final)
+        value = torch.cat([metric(chunk) for chunk in logits.split(batch)])
+        (grad,) = torch.autograd.grad(value.sum(), x)
+    return flat(grad).float()
 
 
 @dataclass

@@ -24,6 +24,7 @@ from circuitforge.feature_circuits.attribution import (
     NodeEffects,
     PointState,
     ig_gradients,
+    mean_states,
     node_effects,
     point_gradients,
     point_states,
@@ -32,7 +33,7 @@ from circuitforge.feature_circuits.attribution import (
 from circuitforge.feature_circuits.edges import KeptNodes, edge_effects
 from circuitforge.feature_circuits.points import SAEPoint
 
-Ablation = Literal["interchange", "zero"]
+Ablation = Literal["interchange", "zero", "mean"]
 Method = Literal["attribution", "ig"]
 
 
@@ -52,6 +53,8 @@ def ablated_states(
 ) -> list[PointState]:
     if ablation == "interchange":
         return point_states(model, batch["corrupt"], points)
+    if ablation == "mean":
+        return mean_states(points, clean)
     return zero_states(points, clean)
 
 
@@ -145,7 +148,18 @@ def circuit_quality(
 ) -> dict[str, float]:
     """Mean metric of the full model, the empty circuit, the circuit C and its complement M \\ C
     over `batches`; faithfulness and completeness (Marks et al. 2024)."""
-    keep = node_masks(points, kept)
+    return masks_quality(model, points, batches, node_masks(points, kept), ablation)
+
+
+def masks_quality(
+    model: HookedTransformer,
+    points: list[SAEPoint],
+    batches: list[dict],
+    keep: list,
+    ablation: Ablation = "interchange",
+) -> dict[str, float]:
+    """`circuit_quality` of the circuit given as masks (`ablation.node_masks`, or per position
+    `positions.position_masks`)."""
     settings = {
         "full": everything(points),
         "empty": nothing(points),

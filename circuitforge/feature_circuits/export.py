@@ -1,7 +1,8 @@
 """A feature circuit as data and as a picture.
 
 Nodes: `{id, layer, sublayer, hook_name, feature ("error" for the error term), position
-(null: summed over positions), score, promoted, suppressed, url}`; `promoted`/`suppressed` are
+(null: summed over positions; else the token position of a per-position node), score,
+promoted, suppressed, url}`; `promoted`/`suppressed` are
 the tokens the feature's decoder direction raises/lowers most through the unembedding (its
 direct logit effect). Edges: `{source, target, weight}`.
 """
@@ -14,10 +15,19 @@ from transformer_lens import HookedTransformer
 
 from circuitforge.feature_circuits.edges import ERROR, KeptNodes
 from circuitforge.feature_circuits.points import SAEPoint
+from circuitforge.feature_circuits.positions import PositionNodes
 
 
-def node_id(point: SAEPoint, feature: int) -> str:
-    return f"{point.name}/{'error' if feature == ERROR else feature}"
+def node_id(point: SAEPoint, feature: int, position: int | None = None) -> str:
+    name = f"{point.name}/{'error' if feature == ERROR else feature}"
+    return name if position is None else f"{name}@{position}"
+
+
+def node_keys(kept: KeptNodes | PositionNodes) -> list[tuple[int | None, int]]:
+    """(position or None, feature or ERROR) of each kept node, in the edge tables' order."""
+    if isinstance(kept, PositionNodes):
+        return list(kept.nodes)
+    return [(None, f) for f in kept.indices()]
 
 
 @torch.no_grad()
@@ -39,22 +49,28 @@ def circuit_json(
     model: HookedTransformer,
     points: list[SAEPoint],
     features: list[torch.Tensor],
-    errors: list[float],
-    kept: list[KeptNodes],
+    errors: list,
+    kept: list[KeptNodes] | list[PositionNodes],
     edges: dict[tuple[int, int], torch.Tensor],
+    tokens: list[str] | None = None,
 ) -> dict:
+    """Nodes and edges; per-position nodes carry their `position` (and `token`, when the
+    prompt's `tokens` are given), and their score is the effect at that position."""
     nodes = []
     for point, f, e, k in zip(points, features, errors, kept):
-        for feature in k.indices():
+        for position, feature in node_keys(k):
+            at = () if position is None else (position,)
             node = {
-                "id": node_id(point, feature),
+                "id": node_id(point, feature, position),
                 "layer": point.layer,
                 "sublayer": point.sublayer,
                 "hook_name": point.hook_name,
                 "feature": "error" if feature == ERROR else feature,
-                "position": None,
-                "score": e if feature == ERROR else float(f[feature]),
+                "position": position,
+                "score": float(e[at]) if feature == ERROR else float(f[(*at, feature)]),
             }
+            if position is not None and tokens is not None:
+                node["token"] = tokens[position]
             if feature != ERROR:
                 node["promoted"], node["suppressed"] = direct_logit_tokens(model, point, feature)
                 url = point.sae.feature_url(feature)
@@ -63,12 +79,12 @@ def circuit_json(
             nodes.append(node)
     rows = []
     for (p, q), table in edges.items():
-        for i, u in enumerate(kept[p].indices()):
-            for j, d in enumerate(kept[q].indices()):
+        for i, (up_pos, u) in enumerate(node_keys(kept[p])):
+            for j, (down_pos, d) in enumerate(node_keys(kept[q])):
                 rows.append(
                     {
-                        "source": node_id(points[p], u),
-                        "target": node_id(points[q], d),
+                        "source": node_id(points[p], u, up_pos),
+                        "target": node_id(points[q], d, down_pos),
                         "weight": float(table[i, j]),
                     }
                 )

@@ -1,0 +1,174 @@
+"""Feature circuits with one node per (feature, token position), for prompts whose positions
+align (a single prompt, or prompts of one template): the nodes of an attribution graph.
+
+The maths is that of the summed circuit (`attribution`, `edges`, `ablation`) without the sum
+over positions: a node's score is its effect at its own position, averaged over the prompts;
+the edge (u at i) -> (d at j) is the summed edge's term for those two positions. Summing a
+per-position table over positions gives the summed one (the tests check it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens import HookedTransformer
+
+from circuitforge.feature_circuits.attribution import NodeEffects, PointState
+from circuitforge.feature_circuits.edges import ERROR, _direct_graph
+from circuitforge.feature_circuits.points import SAEPoint, upstream_points
+
+
+@dataclass(frozen=True)
+class PositionNodes:
+    """The nodes of one point in the circuit: (position, feature) pairs, `ERROR` for the
+    error term at that position."""
+
+    nodes: list[tuple[int, int]]
+
+    @property
+    def features(self) -> list[tuple[int, int]]:
+        return [(i, f) for i, f in self.nodes if f != ERROR]
+
+
+class PositionScores:
+    """Node effects per position, averaged over examples (every batch of the same width)."""
+
+    def __init__(self, points: list[SAEPoint]) -> None:
+        self.points, self.examples, self.width = points, 0, None
+        self.features: list[Tensor] = []
+        self.error: list[Tensor] = []
+
+    def add(self, effects: list[NodeEffects]) -> None:
+        width = effects[0].error.shape[1]
+        if self.width is None:
+            self.width = width
+            self.features = [torch.zeros(width, p.d_sae, dtype=torch.float64) for p in self.points]
+            self.error = [torch.zeros(width, dtype=torch.float64) for _ in self.points]
+        elif width != self.width:
+            raise ValueError(
+                f"per-position nodes need prompts of one length: a batch has {width} positions, "
+                f"the first had {self.width} (use one template: data.init_args.template)"
+            )
+        for i, e in enumerate(effects):
+            self.features[i] += e.features.sum(0).double().cpu()
+            self.error[i] += e.error.sum(0).double().cpu()
+        self.examples += effects[0].error.shape[0]
+
+    def mean(self) -> tuple[list[Tensor], list[Tensor]]:
+        n = max(self.examples, 1)
+        return [f / n for f in self.features], [e / n for e in self.error]
+
+
+def select_position_nodes(
+    features: list[Float[Tensor, "pos d_sae"]],
+    errors: list[Float[Tensor, " pos"]],
+    per_point: int | None,
+    threshold: float | None,
+) -> list[PositionNodes]:
+    """Per point, the (position, feature) and (position, error) nodes with the largest |score|:
+    at most `per_point`, each >= `threshold`; a node that never moved is not a node."""
+    kept = []
+    for f, e in zip(features, errors):
+        scores = torch.cat([f, e[:, None]], dim=1)  # column d_sae = the error term
+        flat = scores.flatten()
+        order = flat.abs().argsort(descending=True)
+        if threshold is not None:
+            order = order[flat.abs()[order] >= threshold]
+        order = order[flat[order] != 0][: per_point if per_point is not None else None]
+        width = scores.shape[1]
+        nodes = []
+        for index in order.tolist():
+            position, column = divmod(index, width)
+            nodes.append((position, ERROR if column == width - 1 else column))
+        kept.append(PositionNodes(sorted(nodes)))
+    return kept
+
+
+def position_masks(
+    points: list[SAEPoint], kept: list[PositionNodes], width: int
+) -> list[tuple[Tensor, Tensor]]:
+    """Per point: a [pos, d_sae] mask of kept features and a [pos] mask of kept error terms."""
+    masks = []
+    for p, k in zip(points, kept):
+        mask = torch.zeros(width, p.d_sae, dtype=torch.bool)
+        error = torch.zeros(width, dtype=torch.bool)
+        for position, feature in k.nodes:
+            if feature == ERROR:
+                error[position] = True
+            else:
+                mask[position, feature] = True
+        masks.append((mask, error))
+    return masks
+
+
+def position_edges(
+    model: HookedTransformer,
+    tokens: Int[Tensor, "batch pos"],
+    points: list[SAEPoint],
+    clean: list[PointState],
+    ablated: list[PointState],
+    grads: list[Float[Tensor, "batch pos d_in"]],
+    kept: list[PositionNodes],
+) -> dict[tuple[int, int], Float[Tensor, "up down"]]:
+    """Edge effects summed over examples, per (upstream, downstream) point pair: rows follow
+    `kept[p].nodes`, columns `kept[q].nodes` (as `edges.edge_effects`, position by position)."""
+    out = {}
+    with torch.enable_grad():
+        for q, down in enumerate(kept):
+            if not down.nodes:
+                continue
+            weights = grads[q] @ points[q].decoder.T
+            for p in upstream_points(points, q):
+                ups = kept[p].nodes
+                if not ups:
+                    continue
+                leaf, xq = _direct_graph(model, tokens, points, clean, p, q)
+                fq = points[q].encode(xq).float()
+                df_up = ablated[p].f - clean[p].f
+                derr_up = ablated[p].err - clean[p].err
+                up_pos = torch.tensor([i for i, _ in ups])
+                up_feat = [f for _, f in ups]
+                is_err = torch.tensor([f == ERROR for f in up_feat])
+                feats = torch.tensor([0 if f == ERROR else f for f in up_feat])
+                table = torch.zeros(len(ups), len(down.nodes))
+                for column, (j, d) in enumerate(down.nodes):
+                    if d == ERROR:
+                        residue = xq[:, j] - points[q].decode(fq[:, j : j + 1])[:, 0]
+                        value = (grads[q][:, j] * residue).sum()
+                    else:
+                        value = (weights[:, j, d] * fq[:, j, d]).sum()
+                    (g,) = torch.autograd.grad(value, leaf, retain_graph=True)
+                    g = g.reshape(clean[p].x.shape)[:, up_pos]  # [batch, up nodes, d_in]
+                    along = (g * points[p].decoder[feats]).sum(-1)  # D_f . g at f's position
+                    feature_terms = (along * df_up[:, up_pos, feats]).sum(0)
+                    error_terms = (g * derr_up[:, up_pos]).sum((0, 2))
+                    table[:, column] = torch.where(is_err, error_terms, feature_terms)
+                out[(p, q)] = table.detach()
+    return out
+
+
+def position_summed_edges(
+    model: HookedTransformer,
+    points: list[SAEPoint],
+    batches: list[dict],
+    kept: list[PositionNodes],
+    ablation: str = "interchange",
+) -> dict[tuple[int, int], Tensor]:
+    """`position_edges` averaged over every example of `batches`."""
+    from circuitforge.feature_circuits.attribution import point_gradients, point_states
+    from circuitforge.feature_circuits.circuit import ablated_states, pair_metric
+
+    total: dict[tuple[int, int], Tensor] = {}
+    examples = 0
+    for batch in batches:
+        clean = point_states(model, batch["clean"], points)
+        ablated = ablated_states(model, points, batch, clean, ablation)
+        _, grads = point_gradients(model, batch["clean"], points, pair_metric(batch))
+        found = position_edges(model, batch["clean"], points, clean, ablated, grads, kept)
+        for key, table in found.items():
+            total[key] = total.get(key, 0) + table
+        examples += batch["clean"].shape[0]
+    return {k: v / max(examples, 1) for k, v in total.items()}

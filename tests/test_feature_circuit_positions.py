@@ -1,0 +1,168 @@
+"""Per-position feature circuits against the summed ones they refine (the summed maths is tested
+against brute force in test_feature_circuit_math.py), mean ablation against plain hooks, and
+the run's attribution graph against Neuronpedia's schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from circuitforge.feature_circuits import ablation as ab
+from circuitforge.feature_circuits import attribution as at
+from circuitforge.feature_circuits import circuit as fc
+from circuitforge.feature_circuits import positions as ps
+from circuitforge.feature_circuits.edges import ERROR, KeptNodes, edge_effects
+from circuitforge.feature_circuits.points import SAEGroup, load_points
+from circuitforge.sae.matching import SAESource
+from circuitforge.tasks.demo_tasks import demo_ioi_pairs
+from circuitforge.tasks.prompt_pairs import tokenize_pairs
+from tests.conftest import DEMO_SAES, ROOT
+from train import main
+
+
+@pytest.fixture(scope="module")
+def one_template(demo_model):
+    """8 demo IOI pairs of template 0 (their positions align), resid SAEs of layers 0-2."""
+    pts = load_points(
+        demo_model, [SAEGroup(SAESource(path=str(DEMO_SAES / "layer_{layer}")), [0, 1, 2])]
+    )
+    pairs = tokenize_pairs(demo_model, demo_ioi_pairs(8, 3, template=0))
+    batch = {"clean": pairs.clean, "corrupt": pairs.corrupt, "read": pairs.read,
+             "answer": pairs.answer, "wrong_answer": pairs.wrong_answer}  # fmt: skip
+    assert pairs.read.sum(1).eq(1).all() and pairs.read.any(0).sum() == 1  # one read position
+    return demo_model, pts, batch
+
+
+def test_per_position_edges_sum_to_the_summed_edges(one_template):
+    model, pts, batch = one_template
+    clean = at.point_states(model, batch["clean"], pts)
+    abl = at.point_states(model, batch["corrupt"], pts)
+    _, grads = at.point_gradients(model, batch["clean"], pts, fc.pair_metric(batch))
+    width = batch["clean"].shape[1]
+    summed = [KeptNodes([3, 17, 40], True), KeptNodes([5, 9], True), KeptNodes([1, 2, 8], False)]
+    per_position = [  # every position of each of those nodes
+        ps.PositionNodes([(i, f) for i in range(width) for f in k.indices()]) for k in summed
+    ]
+    want = edge_effects(model, batch["clean"], pts, clean, abl, grads, summed)
+    got = ps.position_edges(model, batch["clean"], pts, clean, abl, grads, per_position)
+    assert sorted(got) == sorted(want)
+    for key, table in got.items():
+        p, q = key
+        up, down = len(summed[p].indices()), len(summed[q].indices())
+        folded = table.reshape(width, up, width, down).sum((0, 2))
+        assert_close(folded, want[key], rtol=1e-4, atol=1e-6)
+
+
+def test_per_position_masks_of_every_position_are_the_summed_circuit(one_template):
+    model, pts, batch = one_template
+    width = batch["clean"].shape[1]
+    summed = [KeptNodes([3, 17, 40], True), KeptNodes([5, 9], False), KeptNodes([1, 2], True)]
+    per_position = [
+        ps.PositionNodes([(i, f) for i in range(width) for f in k.indices()]) for k in summed
+    ]
+    want = fc.circuit_quality(model, pts, [batch], summed)
+    got = fc.masks_quality(model, pts, [batch], ps.position_masks(pts, per_position, width))
+    assert got == pytest.approx(want, rel=1e-5)
+    # keeping only the read position's nodes is a different (smaller) circuit
+    read = int(batch["read"][0].nonzero())
+    only_read = [ps.PositionNodes([(read, f) for f in k.indices()]) for k in summed]
+    smaller = fc.masks_quality(model, pts, [batch], ps.position_masks(pts, only_read, width))
+    assert smaller["metric_circuit"] != pytest.approx(want["metric_circuit"], rel=1e-3)
+
+
+def test_selected_nodes_are_the_largest_per_position_scores():
+    f = torch.tensor([[0.0, 3.0, -1.0], [5.0, 0.0, 0.5]])
+    e = torch.tensor([-4.0, 0.1])
+    (kept,) = ps.select_position_nodes([f], [e], 3, None)
+    assert kept.nodes == [(0, ERROR), (0, 1), (1, 0)]  # sorted: position, then feature
+    (kept,) = ps.select_position_nodes([f], [e], None, 0.9)
+    assert kept.nodes == [(0, ERROR), (0, 1), (0, 2), (1, 0)]
+
+
+def test_mean_ablation_is_every_point_at_its_batch_mean(one_template):
+    """The empty circuit under mean ablation == a plain forward with each point's activation set
+    to its mean over the batch's clean prompts, position by position."""
+    model, pts, batch = one_template
+    clean = at.point_states(model, batch["clean"], pts)
+    mean = fc.ablated_states(model, pts, batch, clean, "mean")
+    got = ab.spliced_metric(
+        model, batch["clean"], pts, fc.pair_metric(batch), mean, ab.nothing(pts)
+    )
+    _, cache = model.run_with_cache(
+        batch["clean"], names_filter=lambda n: n in {p.hook_name for p in pts}
+    )
+    means = {p.hook_name: cache[p.hook_name].mean(0, keepdim=True) for p in pts}
+    hooks = [(p.hook_name, lambda a, hook: means[hook.name].expand_as(a)) for p in pts]
+    want = fc.pair_metric(batch)(model.run_with_hooks(batch["clean"], fwd_hooks=hooks))
+    assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def per_position_run(tmp_path_factory) -> Path:
+    """The demo feature circuit with per-position nodes; its results folder."""
+    cli = main(
+        [
+            "test",
+            "--config",
+            str(ROOT / "configs/feature_circuits/demo.yaml"),
+            f"--trainer.logger.init_args.save_dir={tmp_path_factory.mktemp('fc')}",
+            "--model.init_args.positions=each",
+            "--model.init_args.method=attribution",
+            "--model.init_args.nodes_per_point=30",
+            "--data.init_args.template=0",
+            "--data.init_args.n_train=16",
+            "--data.init_args.n_validation=16",
+            "--trainer.enable_progress_bar=false",
+        ]
+    )
+    return Path(cli.trainer.log_dir) / "results"
+
+
+def test_the_run_writes_an_attribution_graph_neuronpedia_reads(per_position_run):
+    import jsonschema
+
+    from circuitforge.feature_circuits.attribution_graph import GRAPH_SCHEMA, check_links
+
+    results = per_position_run
+    graph = json.loads((results / "attribution_graph.json").read_text())
+    jsonschema.Draft202012Validator(json.loads(GRAPH_SCHEMA.read_text())).validate(graph)
+    check_links(graph)
+    ours = json.loads((results / "feature_circuit.json").read_text())
+    assert ours["positions"] == "each"
+    kinds = [n["feature_type"] for n in graph["nodes"]]
+    assert kinds.count("logit") == 1 and kinds.count("embedding") == len(
+        graph["metadata"]["prompt_tokens"]
+    )
+    assert kinds.count("cross layer transcoder") + kinds.count("mlp reconstruction error") == len(
+        ours["nodes"]
+    )
+    positions = {n["position"] for n in ours["nodes"]}
+    assert {
+        n["ctx_idx"] for n in graph["nodes"] if n["feature_type"] != "embedding"
+    } - positions <= {len(graph["metadata"]["prompt_tokens"]) - 1}
+    assert len(positions) > 1  # nodes at several positions, not one summed column
+
+
+def test_the_feature_circuit_page_shows_the_graph_and_a_clicked_nodes_details(per_position_run):
+    from tests.browser import browser_page
+
+    ours = json.loads((per_position_run / "feature_circuit.json").read_text())
+    with browser_page() as page:
+        page.goto((per_position_run / "feature_circuit.html").as_uri())
+        assert page.locator("circle").count() == len(ours["nodes"])
+        node = max(ours["nodes"], key=lambda n: abs(n["score"]))
+        assert not page.is_visible("#details h3")
+        page.click(f"circle[data-id='{node['id']}']")
+        details = page.inner_text("#details")
+        assert node["id"] in details and repr(node["token"]) in page.inner_text("#details h3")
+        linked = [e for e in ours["edges"] if node["id"] in (e["source"], e["target"])]
+        shown = page.locator("line").evaluate_all(
+            "ls => ls.filter(l => l.style.display !== 'none').length"
+        )
+        assert shown == len(linked)  # only the clicked node's links stay drawn
+        page.screenshot(path=str(per_position_run / "feature_circuit_page.png"))
+        assert page.errors == []
