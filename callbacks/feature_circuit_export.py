@@ -58,6 +58,7 @@ class FeatureCircuitExport(ResultCallback):
                 "method": pl_module.method,
                 "ablation": pl_module.ablation,
                 "positions": pl_module.positions,
+                "quality_curve": found["quality_curve"],
                 "examples": found["examples"],
                 "held_out_examples": found["held_out_examples"],
                 "points": [p.hook_name for p in pl_module.points],

@@ -49,6 +49,7 @@ class FeatureCircuitModule(FrozenModelAnalysis):
         nodes_per_point: int | None = 20,
         node_threshold: float | None = None,
         positions: Literal["summed", "each"] = "summed",
+        quality_curve: list[int] | None = None,
     ) -> None:
         """Args:
         model: the frozen language model.
@@ -62,6 +63,8 @@ class FeatureCircuitModule(FrozenModelAnalysis):
         positions: `summed` (a node per feature, its effects summed over positions) or `each`:
             a node per feature and token position, the nodes of an attribution graph; the
             prompts must align (one prompt, or one template: `data.init_args.template`).
+        quality_curve: also measure faithfulness and completeness keeping at most n nodes per
+            point, for each n of this list (the curve of quality against circuit size).
         """
         super().__init__(model)
         self.save_hyperparameters()
@@ -72,6 +75,7 @@ class FeatureCircuitModule(FrozenModelAnalysis):
         if positions not in ("summed", "each"):
             raise ValueError(f"positions must be summed or each, got {positions!r}")
         self.positions = positions
+        self.quality_curve = sorted(quality_curve or [])
         self.points: list[SAEPoint] = load_points(self.frozen_model, saes)
 
     def on_test_start(self) -> None:
@@ -142,6 +146,10 @@ class FeatureCircuitModule(FrozenModelAnalysis):
             edges = summed_edges(model, self.points, self.batches, kept, self.ablation)
             masks = node_masks(self.points, kept)
         quality = masks_quality(model, self.points, held_out, masks, self.ablation)
+        curve = [
+            {"nodes_per_point": n, **self.quality_with(n, features, errors, held_out)}
+            for n in self.quality_curve
+        ]
         self.log("test/faithfulness", quality["faithfulness"])
         self.log("test/completeness", quality["completeness"])
         return {
@@ -152,6 +160,16 @@ class FeatureCircuitModule(FrozenModelAnalysis):
             "quality": quality,
             "examples": self.scores.examples,
             "held_out_examples": sum(len(b["clean"]) for b in held_out),
-            "masks": masks,
-            "held_out": held_out,
+            "quality_curve": curve,
         }
+
+    def quality_with(self, n: int, features, errors, held_out: list[dict]) -> dict:
+        """Faithfulness and completeness of the circuit of at most `n` nodes per point."""
+        if self.positions == "each":
+            kept = select_position_nodes(features, errors, n, self.node_threshold)
+            masks = position_masks(self.points, kept, self.scores.width)
+        else:
+            masks = node_masks(self.points, select_nodes(features, errors, n, self.node_threshold))
+        quality = masks_quality(self.frozen_model, self.points, held_out, masks, self.ablation)
+        nodes = sum(int(m.sum()) + int(torch.as_tensor(e).sum()) for m, e in masks)
+        return {"nodes": nodes, **quality}
