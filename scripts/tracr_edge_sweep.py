@@ -27,16 +27,21 @@ from train import main  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "tracr"
 BASE = ROOT / "configs" / "edges" / "tracr_hist.yaml"
+PREFIX_ONLY = ["--model.init_args.keep_metric=auto", "--model.init_args.prune_kept=false"]
 RECIPES: dict[str, list[str]] = {
-    "shipped": [],  # sigmoid, MSE, keep_kl 1e-5 (configs/edges/tracr_*.yaml)
-    "sparsity_0.1": ["--model.init_args.sparsity_weight=0.1"],
-    "keep_kl_1e-3": ["--model.init_args.keep_kl=0.001"],
-    "prune_kept": ["--model.init_args.prune_kept=true"],
-    "prune_kept_mse": ["--model.init_args.prune_kept=true", "--model.init_args.keep_metric=mse"],
+    # the shipped configs/edges/tracr_*.yaml: sigmoid, MSE objective, the fewest top edges within
+    # MSE 1e-5 of the read logits, then pruned edge by edge while within it
+    "shipped": [],
+    # the default before this sweep: the fewest top edges within KL 1e-5, no pruning
+    "prefix_only_kl": PREFIX_ONLY,
+    "sparsity_0.1": [*PREFIX_ONLY, "--model.init_args.sparsity_weight=0.1"],
+    "keep_kl_1e-3": [*PREFIX_ONLY, "--model.init_args.keep_kl=0.001"],
     "hard_concrete_threshold": [
         "--model.init_args.parameterisation=hard_concrete",
         "--model.init_args.keep_kl=null",
+        "--model.init_args.prune_kept=false",
     ],
+    "prune_kept_kl": ["--model.init_args.keep_metric=auto"],  # pruning, but judged by the KL
 }
 
 

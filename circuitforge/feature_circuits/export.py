@@ -81,6 +81,8 @@ def circuit_json(
     for (p, q), table in edges.items():
         for i, (up_pos, u) in enumerate(node_keys(kept[p])):
             for j, (down_pos, d) in enumerate(node_keys(kept[q])):
+                if up_pos is not None and down_pos is not None and up_pos > down_pos:
+                    continue  # a later position cannot reach an earlier one: weight 0
                 rows.append(
                     {
                         "source": node_id(points[p], u, up_pos),

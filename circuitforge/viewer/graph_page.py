@@ -47,7 +47,9 @@ def feature_graph(circuit: dict, point_order: list[str], tokens: list[str] | Non
                 "id": n["id"],
                 "x": n["position"] if n.get("position") is not None else 0,
                 "y": point_order.index(point),
-                "label": f"{point} #{n['feature']}"
+                "label": (
+                    f"{point} error" if n["feature"] == "error" else f"{point} #{n['feature']}"
+                )
                 + (f" at {n['token']!r}" if n.get("token") is not None else ""),
                 "kind": "error" if n["feature"] == "error" else "feature",
                 "score": n["score"],
