@@ -81,3 +81,21 @@ def test_strategy_places_the_model_on_its_plan_and_x_beside_the_injection_layer(
     assert plan is not None and len(plan.blocks) == 4
     assert plan_of(cli.model.frozen_model) == plan
     assert cli.model.X.device == plan.device_of_layer(cli.model.injection_layer)
+
+
+def test_gated_mlps_without_copies_equal_transformer_lens_and_keep_their_hooks(demo_model):
+    """Our loaded models replace GatedMLP.forward (no weight copies): the same outputs as
+    TransformerLens's own forward, and the MLP hooks still fire (and can patch)."""
+    from transformer_lens.components.mlps.gated_mlp import GatedMLP
+
+    mlp = demo_model.blocks[1].mlp
+    assert type(mlp) is GatedMLP and "forward" in vars(mlp)  # replaced on this instance
+    x = torch.randn(2, 5, demo_model.cfg.d_model, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(mlp(x), GatedMLP.forward(mlp, x), rtol=1e-5, atol=1e-5)
+    tokens = torch.tensor([[1, 5, 9, 12]])
+    _, cache = demo_model.run_with_cache(tokens, names_filter=lambda n: "mlp.hook_" in n)
+    assert {f"blocks.1.mlp.hook_{h}" for h in ("pre", "pre_linear", "post")} <= set(cache.keys())
+    zeroed = demo_model.run_with_hooks(
+        tokens, fwd_hooks=[("blocks.1.mlp.hook_post", lambda a, hook: a * 0)]
+    )
+    assert not torch.allclose(zeroed, demo_model(tokens))

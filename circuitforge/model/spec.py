@@ -100,9 +100,10 @@ def load_frozen_model(spec: FrozenModelSpec) -> HookedTransformer:
 
 
 def freeze(model: HookedTransformer) -> HookedTransformer:
-    from circuitforge.model.forward import unembed_without_copy
+    from circuitforge.model.forward import gated_mlps_without_copies, unembed_without_copy
 
     unembed_without_copy(model)
+    gated_mlps_without_copies(model)
     model.eval()
     model.requires_grad_(False)
     return model
