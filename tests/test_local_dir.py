@@ -4,14 +4,14 @@ import pytest
 import torch
 
 from circuitforge.model.local_dir import CorruptModelDirError, load_model_dir, save_model_dir
-from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
+from circuitforge.model.spec import FrozenModelSpec, freeze, load_frozen_model
 from tests.conftest import DEMO_MODEL
 
 
 def test_saved_directory_gives_the_same_logits(demo_model, tmp_path):
     tokens = demo_model.to_tokens("A circle is a shape with equal sides .")
     save_model_dir(demo_model, tmp_path / "copy")
-    loaded = load_model_dir(tmp_path / "copy")
+    loaded = freeze(load_model_dir(tmp_path / "copy"))  # the same forward as load_frozen_model
     assert torch.equal(loaded(tokens), demo_model(tokens))
     assert loaded.to_tokens("<pad> <pad> <pad> x").tolist() == (
         demo_model.to_tokens("<pad> <pad> <pad> x").tolist()
@@ -24,7 +24,7 @@ def test_random_config_model_round_trips(tmp_path):
     model = load_frozen_model(FrozenModelSpec(config=cfg, seed=3))
     save_model_dir(model, tmp_path / "m")
     tokens = torch.randint(0, 50, (2, 7))
-    assert torch.equal(load_model_dir(tmp_path / "m")(tokens), model(tokens))
+    assert torch.equal(freeze(load_model_dir(tmp_path / "m"))(tokens), model(tokens))
 
 
 def test_tampered_weights_are_refused(tmp_path, demo_model):

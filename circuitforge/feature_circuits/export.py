@@ -67,7 +67,9 @@ def circuit_json(
                 "hook_name": point.hook_name,
                 "feature": "error" if feature == ERROR else feature,
                 "position": position,
-                "score": float(e[at]) if feature == ERROR else float(f[(*at, feature)]),
+                "score": float(e if position is None else e[position])
+                if feature == ERROR
+                else float(f[(*at, feature)]),
             }
             if position is not None and tokens is not None:
                 node["token"] = tokens[position]

@@ -123,7 +123,7 @@ def gated_mlps_without_copies(model: HookedTransformer) -> HookedTransformer:
     from transformer_lens.components.mlps.gated_mlp import GatedMLP
 
     for block in model.blocks:
-        mlp = block.mlp
+        mlp = getattr(block, "mlp", None)  # attention-only models have none
         if type(mlp) is not GatedMLP or mlp.cfg.is_layer_norm_activation():
             continue
 
