@@ -38,13 +38,15 @@ def read_snapshot(log_dir: str, rank: int, identity: dict) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"resume_from: {path} does not exist (no snapshot was written)")
     snapshot = torch.load(path, map_location="cpu", weights_only=True)
-    if snapshot["identity"] != identity:
-        differ = sorted(
-            k for k in identity | snapshot["identity"]
-            if identity.get(k) != snapshot["identity"].get(k)
-        )  # fmt: skip
+    refuse_another_run(path, "atlas run", snapshot["identity"], identity)
+    return snapshot
+
+
+def refuse_another_run(path: Path, what: str, found: dict, identity: dict) -> None:
+    """A snapshot resumes only the run it was written by: refuse it, naming what differs."""
+    if found != identity:
+        differ = sorted(k for k in identity | found if identity.get(k) != found.get(k))
         raise ValueError(
-            f"resume_from: {path} is a snapshot of another atlas run (differs in {differ}); "
+            f"resume_from: {path} is a snapshot of another {what} (differs in {differ}); "
             "resume with the interrupted run's config and process count"
         )
-    return snapshot

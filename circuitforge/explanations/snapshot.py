@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from circuitforge.atlas.snapshot import refuse_another_run
 from circuitforge.atomic_files import temporary_path, torch_save_atomically
 
 FOLDER = "explanations_snapshot"
@@ -41,13 +42,6 @@ def read_progress(log_dir: str | Path, rank: int, identity: dict | None) -> dict
     if not path.is_file():
         raise FileNotFoundError(f"resume_from: {path} does not exist (no snapshot was written)")
     progress = torch.load(path, map_location="cpu", weights_only=True)
-    if identity is not None and progress["identity"] != identity:
-        differ = sorted(
-            k for k in identity | progress["identity"]
-            if identity.get(k) != progress["identity"].get(k)
-        )  # fmt: skip
-        raise ValueError(
-            f"resume_from: {path} is a snapshot of another sweep (differs in {differ}); resume "
-            "with the interrupted run's config and process count"
-        )
+    if identity is not None:
+        refuse_another_run(path, "sweep", progress["identity"], identity)
     return progress
