@@ -27,8 +27,8 @@ from circuitforge.feature_circuits.circuit import (
 from circuitforge.feature_circuits.points import SAEGroup, SAEPoint, load_points
 from circuitforge.feature_circuits.positions import (
     PositionScores,
+    position_edges,
     position_masks,
-    position_summed_edges,
     select_position_nodes,
 )
 from circuitforge.model.forward import block_device
@@ -139,7 +139,9 @@ class FeatureCircuitModule(FrozenModelAnalysis):
             kept = select_position_nodes(
                 features, errors, self.nodes_per_point, self.node_threshold
             )
-            edges = position_summed_edges(model, self.points, self.batches, kept, self.ablation)
+            edges = summed_edges(
+                model, self.points, self.batches, kept, self.ablation, edges=position_edges
+            )
             masks = position_masks(self.points, kept, width)
         else:
             kept = select_nodes(features, errors, self.nodes_per_point, self.node_threshold)

@@ -38,14 +38,7 @@ def read_atlas_entry(path: str | Path, neuron: int | None = None, rank: int = 0)
 
     A `*` in `path` picks the newest match (`runs/atlas_demo/version_*/results/atlas.json`).
     """
-    path = newest_match(str(path)) if "*" in str(path) else Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"atlas {path} does not exist: build it first "
-            "(python train.py predict --config configs/atlas/demo.yaml)"
-        )
-    raw = path.read_bytes()
-    atlas = json.loads(gzip.decompress(raw) if path.suffix == ".gz" else raw)  # shipped: .json.gz
+    path, atlas = load_atlas(path)
     if not atlas.get("hook_name", "").endswith("mlp.hook_post"):
         raise ValueError(f"{path} profiles {atlas.get('hook_name')}, not MLP neurons")
     neurons = atlas["neurons"]
@@ -67,6 +60,19 @@ def read_atlas_entry(path: str | Path, neuron: int | None = None, rank: int = 0)
         c["activation"],
         atlas["data"],
     )
+
+
+def load_atlas(path: str | Path) -> tuple[Path, dict]:
+    """The atlas file (a `*` picks the newest match) and its contents (`.json`, or the shipped
+    `.json.gz`)."""
+    path = newest_match(str(path)) if "*" in str(path) else Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"atlas {path} does not exist: build it first with an atlas config "
+            "(python train.py predict --config configs/atlas/demo.yaml, or the model's own)"
+        )
+    raw = path.read_bytes()
+    return path, json.loads(gzip.decompress(raw) if path.suffix == ".gz" else raw)
 
 
 def newest_match(pattern: str) -> Path:

@@ -3,8 +3,6 @@ each context's trigger token, at the hook where the causal side injects X."""
 
 from __future__ import annotations
 
-import gzip
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +12,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from circuitforge.atlas.documents import DocumentFormat
-from circuitforge.atlas.vector_x import newest_match
+from circuitforge.atlas.vector_x import load_atlas
 from circuitforge.data.texts import load_texts
 
 
@@ -34,14 +32,7 @@ class AtlasView:
 def read_atlas(path: str | Path, layer: int, d_mlp: int) -> AtlasView:
     """`atlas.json` (or the shipped `.json.gz`) of `blocks.{layer}.mlp.hook_post`, checked to
     profile that hook with one entry per neuron. A `*` in `path` picks the newest match."""
-    path = newest_match(str(path)) if "*" in str(path) else Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"atlas {path} does not exist: build it first with an atlas config "
-            "(python train.py predict --config configs/atlas/<model>.yaml)"
-        )
-    raw = path.read_bytes()
-    atlas = json.loads(gzip.decompress(raw) if path.suffix == ".gz" else raw)
+    path, atlas = load_atlas(path)
     hook = f"blocks.{layer}.mlp.hook_post"
     if atlas.get("hook_name") != hook:
         raise ValueError(f"{path} profiles {atlas.get('hook_name')!r}, not {hook!r}")

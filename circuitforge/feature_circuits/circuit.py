@@ -75,9 +75,12 @@ def batch_attribution(
     metric = pair_metric(batch)
     clean = point_states(model, batch["clean"], points)
     ablated = ablated_states(model, points, batch, clean, ablation)
-    value, grads = point_gradients(model, batch["clean"], points, metric)
-    if method == "ig":
+    if method == "ig":  # the plain pass gives only the metric's value: no backward
+        with torch.no_grad():
+            value = metric(model(batch["clean"]))
         grads = ig_gradients(model, batch["clean"], points, metric, clean, ablated, steps)
+    else:
+        value, grads = point_gradients(model, batch["clean"], points, metric)
     return BatchAttribution(value, node_effects(points, clean, ablated, grads))
 
 
@@ -121,10 +124,12 @@ def summed_edges(
     model: HookedTransformer,
     points: list[SAEPoint],
     batches: list[dict],
-    kept: list[KeptNodes],
+    kept: list,
     ablation: Ablation = "interchange",
+    edges=edge_effects,
 ) -> dict[tuple[int, int], Tensor]:
-    """Edge effects averaged over every example of `batches`."""
+    """Edge effects averaged over every example of `batches` (`edges`: `edge_effects` for
+    summed nodes, `positions.position_edges` for per-position ones)."""
     total: dict[tuple[int, int], Tensor] = {}
     examples = 0
     for batch in batches:
@@ -132,7 +137,7 @@ def summed_edges(
         clean = point_states(model, batch["clean"], points)
         ablated = ablated_states(model, points, batch, clean, ablation)
         _, grads = point_gradients(model, batch["clean"], points, metric)
-        found = edge_effects(model, batch["clean"], points, clean, ablated, grads, kept)
+        found = edges(model, batch["clean"], points, clean, ablated, grads, kept)
         for key, table in found.items():
             total[key] = total.get(key, 0) + table
         examples += batch["clean"].shape[0]

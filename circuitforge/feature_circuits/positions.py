@@ -148,27 +148,3 @@ def position_edges(
                     table[:, column] = torch.where(is_err, error_terms, feature_terms)
                 out[(p, q)] = table.detach()
     return out
-
-
-def position_summed_edges(
-    model: HookedTransformer,
-    points: list[SAEPoint],
-    batches: list[dict],
-    kept: list[PositionNodes],
-    ablation: str = "interchange",
-) -> dict[tuple[int, int], Tensor]:
-    """`position_edges` averaged over every example of `batches`."""
-    from circuitforge.feature_circuits.attribution import point_gradients, point_states
-    from circuitforge.feature_circuits.circuit import ablated_states, pair_metric
-
-    total: dict[tuple[int, int], Tensor] = {}
-    examples = 0
-    for batch in batches:
-        clean = point_states(model, batch["clean"], points)
-        ablated = ablated_states(model, points, batch, clean, ablation)
-        _, grads = point_gradients(model, batch["clean"], points, pair_metric(batch))
-        found = position_edges(model, batch["clean"], points, clean, ablated, grads, kept)
-        for key, table in found.items():
-            total[key] = total.get(key, 0) + table
-        examples += batch["clean"].shape[0]
-    return {k: v / max(examples, 1) for k, v in total.items()}

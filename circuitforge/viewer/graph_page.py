@@ -70,7 +70,7 @@ def edge_graph(circuit: dict) -> dict:
     of the kept edges: y = layer (input at the bottom, logits at the top), x = head (MLPs to the
     right of the heads)."""
     kept = [e for e in circuit["edges"] if e.get("kept")]
-    names = {e["src"] for e in kept} | {e["dest"].split("[")[0] for e in kept}
+    names = {e["src"] for e in kept} | {e["dest"] for e in kept}  # dest: a node, channel apart
 
     def place(name: str) -> tuple[int, int]:
         if name == "input":
@@ -87,7 +87,7 @@ def edge_graph(circuit: dict) -> dict:
         x, y = place(name)
         nodes.append({"id": name, "x": x, "y": y, "label": name, "kind": "node", "details": {}})
     links = [
-        {"source": e["src"], "target": e["dest"].split("[")[0], "weight": float(e["score"]),
+        {"source": e["src"], "target": e["dest"], "weight": float(e["score"]),
          "channel": e.get("channel")}
         for e in kept
     ]  # fmt: skip
