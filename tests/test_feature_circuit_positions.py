@@ -4,6 +4,7 @@ the run's attribution graph against Neuronpedia's schema."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -11,9 +12,11 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+from circuitforge.edges.objectives import logit_difference
 from circuitforge.feature_circuits import ablation as ab
 from circuitforge.feature_circuits import attribution as at
 from circuitforge.feature_circuits import circuit as fc
+from circuitforge.feature_circuits import edges as ed
 from circuitforge.feature_circuits import positions as ps
 from circuitforge.feature_circuits.edges import ERROR, KeptNodes, edge_effects
 from circuitforge.feature_circuits.points import SAEGroup, load_points
@@ -166,3 +169,49 @@ def test_the_feature_circuit_page_shows_the_graph_and_a_clicked_nodes_details(pe
         assert shown == len(linked)  # only the clicked node's links stay drawn
         page.screenshot(path=str(per_position_run / "feature_circuit_page.png"))
         assert page.errors == []
+
+
+def test_reading_only_the_read_position_changes_nothing(one_template):
+    """pair_metric unembeds each prompt's read position only: the same values and gradients as
+    the logit difference of the whole logits, in the one-step pass and in IG."""
+    model, pts, batch = one_template
+    read_only = fc.pair_metric(batch)
+
+    def whole(logits):  # any multiple k of the batch (IG steps)
+        k = logits.shape[0] // len(batch["answer"])
+        answers = batch["answer"].repeat(k), batch["wrong_answer"].repeat(k)
+        return logit_difference(logits, batch["read"].repeat(k, 1), *answers)
+
+    assert not isinstance(whole, at.ReadMetric)
+    value, clean, grads = at.clean_pass(model, batch["clean"], pts, read_only)
+    want_value, want_clean, want_grads = at.clean_pass(model, batch["clean"], pts, whole)
+    assert_close(value, want_value)
+    assert_close(value, whole(model(batch["clean"])))
+    assert_close(grads, want_grads)
+    assert all(g.abs().max() > 0 for g in grads)
+    abl = at.point_states(model, batch["corrupt"], pts)
+    ig = at.ig_gradients(model, batch["clean"], pts, read_only, clean, abl, 3)
+    assert_close(ig, at.ig_gradients(model, batch["clean"], pts, whole, want_clean, abl, 3))
+
+
+def test_edges_reusing_the_attribution_pass_states_equal_recomputed_ones(one_template):
+    model, pts, batch = one_template
+    kept = [KeptNodes([3, 17, 40], True), KeptNodes([5, 9], True), KeptNodes([1, 2, 8], False)]
+    for method in ("attribution", "ig"):  # after IG the gradients are recomputed, not reused
+        found = fc.batch_attribution(model, pts, batch, "interchange", method, 2)
+        assert (found.states.grads is None) == (method == "ig")
+        reused = fc.summed_edges(model, pts, [batch], kept, states=[found.states])
+        assert_close(reused, fc.summed_edges(model, pts, [batch], kept))
+
+
+def test_edges_refuse_an_encoder_that_is_not_active_times_affine(one_template):
+    model, pts, batch = one_template
+    point = pts[0]
+    x = at.point_states(model, batch["clean"], pts)[0].x.flatten(0, 1)
+    f = point.encode(x).float()
+    often = f.count_nonzero(0).topk(2).indices.tolist()  # features active on some rows
+    assert ed.feature_directions(point, x, f, often).abs().amax(1).gt(0).all()
+    squared = copy.copy(point)
+    squared.encode = lambda x: point.encode(x) ** 2  # not [active] * affine(x)
+    with pytest.raises(ValueError, match="not \\[active\\] \\* affine"):
+        ed.feature_directions(squared, x, squared.encode(x).float(), often)

@@ -22,7 +22,7 @@ from transformer_lens import HookedTransformer
 from circuitforge.feature_circuits.points import SAEPoint
 from circuitforge.model.forward import embed, run_blocks, unembed
 
-Metric = Callable[[Float[Tensor, "batch pos vocab"]], Float[Tensor, " batch"]]
+Metric = Callable[[Float[Tensor, "batch pos vocab"]], Float[Tensor, " batch"]]  # or ReadMetric
 
 
 def flat(act: Tensor) -> Tensor:
@@ -73,37 +73,84 @@ def mean_states(points: list[SAEPoint], clean: list[PointState]) -> list[PointSt
     return out
 
 
-def point_gradients(
+@dataclass(frozen=True)
+class ReadMetric:
+    """A metric of the logits at one position per example. Only those positions are unembedded:
+    a 262k-token unembedding of every position is most of a Gemma-3-270M forward."""
+
+    position: Int[Tensor, " batch"]
+    of_logits: Callable[[Float[Tensor, "batch vocab"]], Float[Tensor, " batch"]]
+
+    def __call__(self, logits: Float[Tensor, "batch pos vocab"]) -> Float[Tensor, " batch"]:
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        return self.of_logits(logits[rows, self.position.to(logits.device)])
+
+
+def metric_of_residual(
+    model: HookedTransformer,
+    metric: Metric,
+    final: Float[Tensor, "rows pos d_model"],
+    batch: int,
+) -> Float[Tensor, " rows"]:
+    """The metric of the model's final residual stream, `batch` rows at a time (the rows are
+    copies of one batch: IG steps)."""
+    if isinstance(metric, ReadMetric):
+        position = metric.position.to(final.device).repeat(final.shape[0] // batch)
+        last = final[torch.arange(final.shape[0], device=final.device), position]
+        logits = unembed(model, last[:, None])[:, 0]
+        return torch.cat([metric.of_logits(chunk) for chunk in logits.split(batch)])
+    return torch.cat([metric(chunk) for chunk in unembed(model, final).split(batch)])
+
+
+def clean_pass(
     model: HookedTransformer,
     tokens: Int[Tensor, "batch pos"],
     points: list[SAEPoint],
     metric: Metric,
-    replace: dict[int, Tensor] | None = None,
-) -> tuple[Float[Tensor, " batch"], list[Float[Tensor, "batch pos d_in"]]]:
-    """The metric per example and its gradient at every point (the plain model's gradients;
-    `replace[i]` overrides point i's activation first)."""
-    replace = replace or {}
+    backward: bool = True,
+) -> tuple[Float[Tensor, " batch"], list[PointState], list[Tensor] | None]:
+    """One pass of the clean tokens: the metric per example, every point's state, and (with
+    `backward`) the metric's gradient at every point (the plain model's gradients)."""
     seen: dict[int, Tensor] = {}
 
     def hook_for(i: int):
         def hook(act: Tensor, hook) -> Tensor:
-            if i in replace:
-                act = replace[i].reshape(act.shape).to(act.dtype)
-            if not act.requires_grad:  # the earliest point: the graph starts here
-                act = act.detach().clone().requires_grad_(True)
-            act.retain_grad()
+            if backward:
+                if not act.requires_grad:  # the earliest point: the graph starts here
+                    act = act.detach().clone().requires_grad_(True)
+                act.retain_grad()
             seen[i] = act
             return act
 
         return hook
 
     hooks = [(p.hook_name, hook_for(i)) for i, p in enumerate(points)]
-    with torch.enable_grad():
-        logits = model.run_with_hooks(tokens, fwd_hooks=hooks)
-        value = metric(logits)
-        value.sum().backward()
-    grads = [flat(seen[i].grad).float() for i in range(len(points))]
-    return value.detach(), grads
+    with torch.set_grad_enabled(backward):
+        residual, mask = embed(model, tokens)
+        with model.hooks(fwd_hooks=hooks):
+            final = run_blocks(model, residual, 0, model.cfg.n_layers, mask)
+        value = metric_of_residual(model, metric, final, tokens.shape[0])
+        if backward:
+            value.sum().backward()
+    with torch.no_grad():
+        states = []
+        for i, p in enumerate(points):
+            x = flat(seen[i].detach()).float()
+            f = p.encode(x).float()
+            states.append(PointState(x, f, x - p.decode(f)))
+    grads = [flat(seen[i].grad).float() for i in range(len(points))] if backward else None
+    return value.detach(), states, grads
+
+
+def point_gradients(
+    model: HookedTransformer,
+    tokens: Int[Tensor, "batch pos"],
+    points: list[SAEPoint],
+    metric: Metric,
+) -> tuple[Float[Tensor, " batch"], list[Float[Tensor, "batch pos d_in"]]]:
+    """The metric per example and its gradient at every point (the plain model's gradients)."""
+    value, _, grads = clean_pass(model, tokens, points, metric)
+    return value, grads
 
 
 def ig_gradients(
@@ -185,8 +232,7 @@ def gradient_from_point(
             with_hooks = [(point.hook_name, replace)]
         with model.hooks(fwd_hooks=with_hooks):
             final = run_blocks(model, residual, layer, model.cfg.n_layers, rows_mask)
-        logits = unembed(model, final)
-        value = torch.cat([metric(chunk) for chunk in logits.split(batch)])
+        value = metric_of_residual(model, final=final, metric=metric, batch=batch)
         (grad,) = torch.autograd.grad(value.sum(), x)
     return flat(grad).float()
 

@@ -11,7 +11,7 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from circuitforge.edges.objectives import logit_difference
+from circuitforge.edges.objectives import last_read_position
 from circuitforge.feature_circuits.ablation import (
     complement,
     everything,
@@ -20,13 +20,13 @@ from circuitforge.feature_circuits.ablation import (
     spliced_metric,
 )
 from circuitforge.feature_circuits.attribution import (
-    Metric,
     NodeEffects,
     PointState,
+    ReadMetric,
+    clean_pass,
     ig_gradients,
     mean_states,
     node_effects,
-    point_gradients,
     point_states,
     zero_states,
 )
@@ -37,11 +37,18 @@ Ablation = Literal["interchange", "zero", "mean"]
 Method = Literal["attribution", "ig"]
 
 
-def pair_metric(batch: dict) -> Metric:
+def pair_metric(batch: dict) -> ReadMetric:
     """Logit difference (answer - wrong answer) at each pair's last read position."""
-    return lambda logits: logit_difference(
-        logits, batch["read"], batch["answer"], batch["wrong_answer"]
-    )
+    answer, wrong = batch["answer"], batch["wrong_answer"]
+    if (answer < 0).any():
+        raise ValueError("this task has no answer tokens: feature circuits need them")
+
+    def difference(logits: Tensor) -> Tensor:
+        pick = torch.stack([answer, wrong], 1).to(logits.device)
+        read = logits.gather(1, pick)
+        return read[:, 0] - read[:, 1]
+
+    return ReadMetric(last_read_position(batch["read"]), difference)
 
 
 def ablated_states(
@@ -59,9 +66,24 @@ def ablated_states(
 
 
 @dataclass
+class BatchStates:
+    """What a batch's edges need: its clean and ablated states and the metric's gradient at
+    every point (None after IG: its averaged gradients are not the edges' one-step ones)."""
+
+    clean: list[PointState]
+    ablated: list[PointState]
+    grads: list[Tensor] | None
+
+    def nbytes(self) -> int:
+        tensors = [t for s in self.clean + self.ablated for t in (s.x, s.f, s.err)]
+        return sum(t.numel() * t.element_size() for t in tensors + (self.grads or []))
+
+
+@dataclass
 class BatchAttribution:
     metric: Float[Tensor, " batch"]
     effects: list[NodeEffects]
+    states: BatchStates
 
 
 def batch_attribution(
@@ -73,15 +95,14 @@ def batch_attribution(
     steps: int = 10,
 ) -> BatchAttribution:
     metric = pair_metric(batch)
-    clean = point_states(model, batch["clean"], points)
+    value, clean, grads = clean_pass(model, batch["clean"], points, metric, method != "ig")
     ablated = ablated_states(model, points, batch, clean, ablation)
-    if method == "ig":  # the plain pass gives only the metric's value: no backward
-        with torch.no_grad():
-            value = metric(model(batch["clean"]))
-        grads = ig_gradients(model, batch["clean"], points, metric, clean, ablated, steps)
+    if method == "ig":  # the clean pass gave the metric's value and states: no backward
+        averaged = ig_gradients(model, batch["clean"], points, metric, clean, ablated, steps)
+        effects = node_effects(points, clean, ablated, averaged)
     else:
-        value, grads = point_gradients(model, batch["clean"], points, metric)
-    return BatchAttribution(value, node_effects(points, clean, ablated, grads))
+        effects = node_effects(points, clean, ablated, grads)
+    return BatchAttribution(value, effects, BatchStates(clean, ablated, grads))
 
 
 class NodeScores:
@@ -127,17 +148,23 @@ def summed_edges(
     kept: list,
     ablation: Ablation = "interchange",
     edges=edge_effects,
+    states: list[BatchStates | None] | None = None,
 ) -> dict[tuple[int, int], Tensor]:
     """Edge effects averaged over every example of `batches` (`edges`: `edge_effects` for
-    summed nodes, `positions.position_edges` for per-position ones)."""
+    summed nodes, `positions.position_edges` for per-position ones). `states[i]`, where
+    given, are batch i's from the attribution pass, reused instead of recomputed."""
     total: dict[tuple[int, int], Tensor] = {}
     examples = 0
-    for batch in batches:
-        metric = pair_metric(batch)
-        clean = point_states(model, batch["clean"], points)
-        ablated = ablated_states(model, points, batch, clean, ablation)
-        _, grads = point_gradients(model, batch["clean"], points, metric)
-        found = edges(model, batch["clean"], points, clean, ablated, grads, kept)
+    for i, batch in enumerate(batches):
+        known = states[i] if states else None
+        if known is None or known.grads is None:
+            _, clean, grads = clean_pass(model, batch["clean"], points, pair_metric(batch))
+            if known is None:
+                known = BatchStates(
+                    clean, ablated_states(model, points, batch, clean, ablation), None
+                )
+            known = BatchStates(clean, known.ablated, grads)
+        found = edges(model, batch["clean"], points, known.clean, known.ablated, known.grads, kept)
         for key, table in found.items():
             total[key] = total.get(key, 0) + table
         examples += batch["clean"].shape[0]

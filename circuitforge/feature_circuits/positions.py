@@ -17,8 +17,8 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from circuitforge.feature_circuits.attribution import NodeEffects, PointState
-from circuitforge.feature_circuits.edges import ERROR, _direct_graph
-from circuitforge.feature_circuits.points import SAEPoint, upstream_points
+from circuitforge.feature_circuits.edges import ERROR, edge_gradients
+from circuitforge.feature_circuits.points import SAEPoint
 
 
 @dataclass(frozen=True)
@@ -116,35 +116,17 @@ def position_edges(
     """Edge effects summed over examples, per (upstream, downstream) point pair: rows follow
     `kept[p].nodes`, columns `kept[q].nodes` (as `edges.edge_effects`, position by position)."""
     out = {}
-    with torch.enable_grad():
-        for q, down in enumerate(kept):
-            if not down.nodes:
-                continue
-            weights = grads[q] @ points[q].decoder.T
-            for p in upstream_points(points, q):
-                ups = kept[p].nodes
-                if not ups:
-                    continue
-                leaf, xq = _direct_graph(model, tokens, points, clean, p, q)
-                fq = points[q].encode(xq).float()
-                df_up = ablated[p].f - clean[p].f
-                derr_up = ablated[p].err - clean[p].err
-                up_pos = torch.tensor([i for i, _ in ups])
-                up_feat = [f for _, f in ups]
-                is_err = torch.tensor([f == ERROR for f in up_feat])
-                feats = torch.tensor([0 if f == ERROR else f for f in up_feat])
-                table = torch.zeros(len(ups), len(down.nodes))
-                for column, (j, d) in enumerate(down.nodes):
-                    if d == ERROR:
-                        residue = xq[:, j] - points[q].decode(fq[:, j : j + 1])[:, 0]
-                        value = (grads[q][:, j] * residue).sum()
-                    else:
-                        value = (weights[:, j, d] * fq[:, j, d]).sum()
-                    (g,) = torch.autograd.grad(value, leaf, retain_graph=True)
-                    g = g.reshape(clean[p].x.shape)[:, up_pos]  # [batch, up nodes, d_in]
-                    along = (g * points[p].decoder[feats]).sum(-1)  # D_f . g at f's position
-                    feature_terms = (along * df_up[:, up_pos, feats]).sum(0)
-                    error_terms = (g * derr_up[:, up_pos]).sum((0, 2))
-                    table[:, column] = torch.where(is_err, error_terms, feature_terms)
-                out[(p, q)] = table.detach()
+    for p, q, g in edge_gradients(model, tokens, points, clean, grads, [k.nodes for k in kept]):
+        ups = kept[p].nodes
+        if not ups:
+            continue
+        up_pos = torch.tensor([i for i, _ in ups])
+        is_err = torch.tensor([f == ERROR for _, f in ups])
+        feats = torch.tensor([0 if f == ERROR else f for _, f in ups])
+        g = g[:, :, up_pos]  # [down nodes, batch, up nodes, d_in]: at each up node's position
+        df = ablated[p].f[:, up_pos, feats] - clean[p].f[:, up_pos, feats]  # [batch, up nodes]
+        feature_terms = torch.einsum("nbud,ud,bu->un", g, points[p].decoder[feats], df)
+        derr = ablated[p].err[:, up_pos] - clean[p].err[:, up_pos]
+        error_terms = torch.einsum("nbud,bud->un", g, derr)
+        out[(p, q)] = torch.where(is_err[:, None], error_terms, feature_terms).detach()
     return out

@@ -120,7 +120,7 @@ def _load(source: SAESource, name: str) -> MatchedSAE:
             raise FileNotFoundError(f"SAE directory {path} does not exist")
         if (path / MANIFEST).is_file():  # the shipped SAEs carry one; sae-lens' own do not
             verify_manifest(path)
-        sae = SAE.load_from_disk(str(path), device="cpu")
+        sae = SAE.load_from_disk(str(path), device="cpu").requires_grad_(False)  # read, not trained
         return MatchedSAE(sae, str(path), sae.cfg.metadata.hook_name)
 
     from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
@@ -137,6 +137,7 @@ def _load(source: SAESource, name: str) -> MatchedSAE:
     sae = SAE.from_pretrained(release, name, device="cpu")
     if isinstance(sae, tuple):
         sae = sae[0]
+    sae.requires_grad_(False)  # read, not trained
     neuronpedia = (lookup.neuronpedia_id or {}).get(name)
     return MatchedSAE(sae, f"{release}/{name}", sae.cfg.metadata.hook_name, neuronpedia)
 
