@@ -9,8 +9,14 @@ import numpy as np
 
 from callbacks.result_callback import ResultCallback
 from circuitforge.atomic_files import write_text_atomically
-from circuitforge.feature_circuits.export import circuit_json, circuit_picture
-from circuitforge.feature_circuits.to_attribution_graph import circuit_attribution_graph
+from circuitforge.data.texts import load_texts
+from circuitforge.feature_circuits.attribution_graph import feature_file
+from circuitforge.feature_circuits.export import circuit_json, circuit_picture, direct_logit_tokens
+from circuitforge.feature_circuits.feature_contexts import ContextCorpus, feature_examples
+from circuitforge.feature_circuits.to_attribution_graph import (
+    circuit_attribution_graph,
+    graph_layers,
+)
 from circuitforge.results import markdown_table, strict_json
 from circuitforge.viewer.graph_page import feature_graph, graph_page
 
@@ -18,13 +24,22 @@ from circuitforge.viewer.graph_page import feature_graph, graph_page
 class FeatureCircuitExport(ResultCallback):
     result_name = "feature_circuit"
 
-    def __init__(self, max_edges: int | None = 5000, max_edges_drawn: int = 200) -> None:
+    def __init__(
+        self,
+        max_edges: int | None = 5000,
+        max_edges_drawn: int = 200,
+        contexts: ContextCorpus | None = None,
+    ) -> None:
         """Args:
         max_edges: the JSON keeps the largest |weight| edges only (all when null).
         max_edges_drawn: the picture draws the largest edges only.
+        contexts: a corpus to find each kept feature's top contexts in (every token's
+            activation around its strongest ones): shown in the page, kept in the JSON, and
+            written as the attribution graph's feature files (`results/features/`).
         """
         super().__init__()
         self.max_edges, self.max_edges_drawn = max_edges, max_edges_drawn
+        self.contexts = contexts
 
     def on_test_end(self, trainer: L.Trainer, pl_module) -> None:
         found = pl_module.result
@@ -36,7 +51,10 @@ class FeatureCircuitExport(ResultCallback):
             found["kept"],
             found["edges"],
             pl_module.prompt_tokens() if pl_module.positions == "each" else None,
+            found.get("activations"),
+            found.get("embedding_edges"),
         )
+        examples = self.feature_examples(pl_module, graph)
         quality = found["quality"]
         n_edges = len(graph["edges"])
         if self.max_edges is not None:
@@ -70,7 +88,7 @@ class FeatureCircuitExport(ResultCallback):
         if trainer.log_dir is not None and trainer.is_global_zero:
             folder = Path(trainer.log_dir) / "results"
             picture.save(folder / "feature_circuit.png")
-            self.write_pages(folder, pl_module, graph, quality)
+            self.write_pages(folder, pl_module, graph, quality, examples)
         writer = self.tensorboard(trainer)
         if writer is not None:
             rows = sorted(graph["nodes"], key=lambda n: -abs(n["score"]))[:40]
@@ -85,9 +103,36 @@ class FeatureCircuitExport(ResultCallback):
             )
             writer.flush()
 
-    def write_pages(self, folder: Path, pl_module, graph: dict, quality: dict) -> None:
+    def feature_examples(self, pl_module, graph: dict) -> dict:
+        """With `contexts`: (point index, feature) -> its top examples, also put in the nodes."""
+        if self.contexts is None:
+            return {}
+        names = [p.name for p in pl_module.points]
+        wanted: dict[int, list[int]] = {}
+        for n in graph["nodes"]:
+            if n["feature"] != "error":
+                wanted.setdefault(names.index(n["id"].split("/")[0]), []).append(n["feature"])
+        texts = [
+            t[: self.contexts.chars]
+            for t in load_texts(self.contexts.path, self.contexts.documents)
+        ]
+        found = feature_examples(
+            pl_module.frozen_model, pl_module.points, wanted, texts, self.contexts
+        )
+        for n in graph["nodes"]:
+            if n["feature"] != "error":
+                key = (names.index(n["id"].split("/")[0]), n["feature"])
+                n["contexts"] = [
+                    {"tokens": e.tokens, "activations": e.activations} for e in found[key]
+                ]
+        return found
+
+    def write_pages(
+        self, folder: Path, pl_module, graph: dict, quality: dict, examples: dict
+    ) -> None:
         """`feature_circuit.html` (our viewer) and, with per-position nodes,
-        `attribution_graph.json` (circuit-tracer / Neuronpedia's format)."""
+        `attribution_graph.json` (circuit-tracer / Neuronpedia's format), with the feature
+        files of its panel when there are `examples`."""
         each = pl_module.positions == "each"
         prompt = pl_module.graph_prompt() if each else None
         names = [p.name for p in pl_module.points]
@@ -110,7 +155,18 @@ class FeatureCircuitExport(ResultCallback):
         attribution = circuit_attribution_graph(
             graph, pl_module.points, prompt["prompt"], prompt["ids"], prompt["tokens"],
             prompt["answer"], model.cfg.n_layers, slug="circuitforge-feature-circuit",
-            scan=pl_module.spec.describe(),
+            scan=pl_module.spec.describe(), feature_json_base_url="features" if examples else None,
         )  # fmt: skip
+        layer_of = graph_layers(pl_module.points)
+        for (i, feature), found in examples.items():
+            point = pl_module.points[i]
+            promoted, suppressed = direct_logit_tokens(model, point, feature, 10)
+            feature_file(
+                folder / "features", layer_of[point.name], feature,
+                [(e.tokens, e.activations) for e in found],
+                [(t, -rank) for rank, t in enumerate(promoted)],
+                [(t, rank) for rank, t in enumerate(suppressed)],
+                transcoder_id=point.sae.name, quantile_name="Top activations",
+            )  # fmt: skip
         path = folder / "attribution_graph.json"
         write_text_atomically(path, strict_json(attribution, str(path), indent=None))

@@ -24,6 +24,7 @@ from circuitforge.feature_circuits.circuit import (
     masks_quality,
     select_nodes,
     summed_edges,
+    summed_embedding_edges,
 )
 from circuitforge.feature_circuits.points import SAEGroup, SAEPoint, load_points
 from circuitforge.feature_circuits.positions import (
@@ -99,7 +100,10 @@ class FeatureCircuitModule(FrozenModelAnalysis):
         found = batch_attribution(
             self.frozen_model, self.points, batch, self.ablation, self.method, self.ig_steps
         )
-        self.scores.add(found.effects)
+        if self.positions == "each":
+            self.scores.add(found.effects, found.states.clean)
+        else:
+            self.scores.add(found.effects)
         self.batches.append(batch)
         self.states.append(found.states)
         kept = [i for i, s in enumerate(self.states) if s is not None]
@@ -151,12 +155,16 @@ class FeatureCircuitModule(FrozenModelAnalysis):
                 model, self.points, self.batches, kept, self.ablation, position_edges, self.states
             )
             masks = position_masks(self.points, kept, width)
+            embedding = summed_embedding_edges(
+                model, self.points, self.batches, kept[0].nodes, self.ablation, self.states
+            )
         else:
             kept = select_nodes(features, errors, self.nodes_per_point, self.node_threshold)
             edges = summed_edges(
                 model, self.points, self.batches, kept, self.ablation, states=self.states
             )
             masks = node_masks(self.points, kept)
+            embedding = None
         quality = masks_quality(model, self.points, held_out, masks, self.ablation)
         curve = [
             {"nodes_per_point": n, **self.quality_with(n, features, errors, held_out)}
@@ -173,6 +181,8 @@ class FeatureCircuitModule(FrozenModelAnalysis):
             "examples": self.scores.examples,
             "held_out_examples": sum(len(b["clean"]) for b in held_out),
             "quality_curve": curve,
+            "activations": self.scores.mean_activations() if self.positions == "each" else None,
+            "embedding_edges": embedding,
         }
 
     def quality_with(self, n: int, features, errors, held_out: list[dict]) -> dict:

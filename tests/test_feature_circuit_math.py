@@ -17,7 +17,13 @@ from circuitforge.edges.objectives import logit_difference
 from circuitforge.feature_circuits import ablation as ab
 from circuitforge.feature_circuits import attribution as at
 from circuitforge.feature_circuits import points as pt
-from circuitforge.feature_circuits.edges import KeptNodes, edge_effects
+from circuitforge.feature_circuits.edges import (
+    ERROR,
+    EVERY,
+    KeptNodes,
+    edge_effects,
+    embedding_edges,
+)
 from circuitforge.feature_circuits.points import SAEGroup, SAEPoint, load_points
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
 from circuitforge.sae.matching import MatchedSAE, SAESource
@@ -202,7 +208,8 @@ def tiny():
     tok, cor = torch.randint(0, 40, (2, 3, 6), generator=torch.Generator().manual_seed(0))
     xc, xa = caches(m, tok, LAYOUT), caches(m, cor, LAYOUT)
     metric = lambda logits: logits[:, -1, 1] - logits[:, -1, 2]  # noqa: E731
-    t = NS(m=m, tok=tok, xc=xc, saes=saes, grads=[leaf_gradient(m, tok, h, metric) for h in LAYOUT])
+    t = NS(m=m, tok=tok, cor=cor, xc=xc, saes=saes)
+    t.grads = [leaf_gradient(m, tok, h, metric) for h in LAYOUT]
     t.moves = []  # each node of each point moved to its corrupt value: [nodes b pos d]
     for sae, x, y in zip(saes, xc, xa):  # the error moves x by what the features do not
         df = (sae.encode(y) - sae.encode(x)).movedim(-1, 0)[..., None] * sae.W_dec[:, None, None]
@@ -247,6 +254,30 @@ def test_edges_equal_pinned_forward_mode_derivatives(t):
         reference = score(t, q, push(t, s, q, t.moves[s], pins=range(s + 1, q)))
         assert_close(table, reference, rtol=1e-4, atol=1e-5)
         assert table.abs().max() > 0.3  # every table is far from 0
+
+
+def tangent_at_first_point(t, emb, dx):  # a tangent of the embedding -> at point 0
+    seen = {}
+    with fwad.dual_level():
+        x = fwad.make_dual(emb, dx)
+        hooks = [("blocks.0.hook_resid_pre", lambda a, hook: x)]
+        hooks += [(LAYOUT[0], lambda a, hook: seen.setdefault("dx", fwad.unpack_dual(a).tangent))]
+        t.m.run_with_hooks(t.tok, fwd_hooks=hooks, stop_at_layer=1)
+    return seen["dx"]
+
+
+def test_embedding_edges_equal_forward_mode_derivatives(t):
+    """Each position's embedding moved to the corrupt prompt's, pushed to the first point."""
+    m, tok, pts, clean, _, grads = t.args
+    embedding = "blocks.0.hook_resid_pre"
+    emb_clean, emb_corrupt = caches(m, tok, [embedding])[0], caches(m, t.cor, [embedding])[0]
+    nodes = [(EVERY, d) for d in [*range(N_SAE), ERROR]]
+    got = embedding_edges(m, tok, pts[0], clean[0], grads[0], nodes, emb_corrupt)
+    for i in range(tok.shape[1]):
+        dx = torch.zeros_like(emb_clean)
+        dx[:, i] = (emb_corrupt - emb_clean)[:, i]
+        assert_close(got[i], score(t, 0, tangent_at_first_point(t, emb_clean, dx)[None])[0])
+    assert got.abs().max() > 0.1
 
 
 def test_direct_edge_plus_paths_through_sublayers_is_the_total_effect(t):

@@ -148,6 +148,53 @@ def test_the_run_writes_an_attribution_graph_neuronpedia_reads(per_position_run)
         n["ctx_idx"] for n in graph["nodes"] if n["feature_type"] != "embedding"
     } - positions <= {len(graph["metadata"]["prompt_tokens"]) - 1}
     assert len(positions) > 1  # nodes at several positions, not one summed column
+    layer_of = {n["node_id"]: n["layer"] for n in graph["nodes"]}
+    embeddings = {n["node_id"] for n in graph["nodes"] if n["feature_type"] == "embedding"}
+    from_embeddings = [e for e in graph["links"] if e["source"] in embeddings]
+    assert from_embeddings and {layer_of[e["target"]] for e in from_embeddings} == {"0"}
+    assert len(from_embeddings) == len(ours["embedding_edges"])
+
+
+def test_every_feature_node_has_its_feature_file_and_strongest_corpus_contexts(
+    per_position_run, demo_model
+):
+    """Feature files (Neuronpedia's schema) for every feature node, at the node's `feature`;
+    its strongest example is the feature's maximum over the corpus by a plain forward, and the
+    node's activation is its mean clean activation at its position."""
+    import jsonschema
+
+    from circuitforge.data.texts import load_texts
+    from circuitforge.feature_circuits.attribution_graph import FEATURE_SCHEMA
+
+    graph = json.loads((per_position_run / "attribution_graph.json").read_text())
+    ours = json.loads((per_position_run / "feature_circuit.json").read_text())
+    assert graph["metadata"]["feature_details"]["feature_json_base_url"] == "features"
+    validate = jsonschema.Draft202012Validator(json.loads(FEATURE_SCHEMA.read_text())).validate
+    features = [n for n in graph["nodes"] if n["feature_type"] == "cross layer transcoder"]
+    assert features and all(n["activation"] is not None for n in features)
+    for n in features:
+        validate(json.loads((per_position_run / "features" / f"{n['feature']}.json").read_text()))
+    node = max((n for n in ours["nodes"] if n["feature"] != "error"), key=lambda n: abs(n["score"]))
+    pts = load_points(
+        demo_model, [SAEGroup(SAESource(path=str(DEMO_SAES / "layer_{layer}")), [0, 1, 2, 3])]
+    )
+    point = next(p for p in pts if p.name == node["id"].split("/")[0])
+    texts = [t[:400] for t in load_texts(str(ROOT / "assets/demo/corpus.jsonl"), 500)]
+    best = 0.0
+    for text in texts:  # the brute-force maximum, one document at a time
+        tokens = demo_model.to_tokens(text)
+        _, cache = demo_model.run_with_cache(tokens, names_filter=point.hook_name)
+        best = max(
+            best,
+            float(point.encode(cache[point.hook_name][0, 1:]).float()[:, node["feature"]].max()),
+        )
+    top = node["contexts"][0]
+    assert max(top["activations"]) == pytest.approx(best, rel=1e-4)
+    assert len(top["tokens"]) == len(top["activations"]) and 0 < len(node["contexts"]) <= 5
+    scored = tokenize_pairs(demo_model, demo_ioi_pairs(16, 0, template=0)).clean  # the run's
+    clean = at.point_states(demo_model, scored, [point])[0].f
+    mean = float(clean[:, node["position"], node["feature"]].mean())
+    assert node["activation"] == pytest.approx(mean, rel=1e-4, abs=1e-6)
 
 
 def test_the_feature_circuit_page_shows_the_graph_and_a_clicked_nodes_details(per_position_run):
@@ -167,6 +214,13 @@ def test_the_feature_circuit_page_shows_the_graph_and_a_clicked_nodes_details(pe
             "ls => ls.filter(l => l.style.display !== 'none').length"
         )
         assert shown == len(linked)  # only the clicked node's links stay drawn
+        feature = max(
+            (n for n in ours["nodes"] if n["feature"] != "error"), key=lambda n: abs(n["score"])
+        )
+        page.click(f"circle[data-id='{feature['id']}']")
+        assert "top contexts" in page.inner_text("#details")
+        spans = page.locator("#details p.context span")
+        assert spans.count() == sum(len(c["tokens"]) for c in feature["contexts"])
         page.screenshot(path=str(per_position_run / "feature_circuit_page.png"))
         assert page.errors == []
 

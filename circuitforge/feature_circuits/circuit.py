@@ -30,8 +30,9 @@ from circuitforge.feature_circuits.attribution import (
     point_states,
     zero_states,
 )
-from circuitforge.feature_circuits.edges import KeptNodes, edge_effects
+from circuitforge.feature_circuits.edges import KeptNodes, edge_effects, embedding_edges
 from circuitforge.feature_circuits.points import SAEPoint
+from circuitforge.model.forward import embed
 
 Ablation = Literal["interchange", "zero", "mean"]
 Method = Literal["attribution", "ig"]
@@ -169,6 +170,41 @@ def summed_edges(
             total[key] = total.get(key, 0) + table
         examples += batch["clean"].shape[0]
     return {k: v / max(examples, 1) for k, v in total.items()}
+
+
+def summed_embedding_edges(
+    model: HookedTransformer,
+    points: list[SAEPoint],
+    batches: list[dict],
+    nodes: list,
+    ablation: Ablation = "interchange",
+    states: list[BatchStates | None] | None = None,
+) -> Tensor | None:
+    """Edges from each position's token embedding to the first point's `nodes` ((position,
+    feature) pairs), averaged over every example of `batches`: [pos, nodes]. None when the
+    first point is the embedding itself (blocks.0.hook_resid_pre)."""
+    if points[0].hook_name == "blocks.0.hook_resid_pre" or not nodes:
+        return None
+    total, examples = 0, 0
+    for i, batch in enumerate(batches):
+        known = states[i] if states else None
+        if known is None or known.grads is None:
+            _, clean, grads = clean_pass(model, batch["clean"], points[:1], pair_metric(batch))
+            state, grad = clean[0], grads[0]
+        else:
+            state, grad = known.clean[0], known.grads[0]
+        clean_embedding, _ = embed(model, batch["clean"])
+        if ablation == "interchange":
+            ablated, _ = embed(model, batch["corrupt"])
+        elif ablation == "mean":
+            ablated = clean_embedding.mean(0, keepdim=True).expand_as(clean_embedding)
+        else:
+            ablated = torch.zeros_like(clean_embedding)
+        total = total + embedding_edges(
+            model, batch["clean"], points[0], state, grad, nodes, ablated
+        )
+        examples += batch["clean"].shape[0]
+    return total / max(examples, 1)
 
 
 def circuit_quality(

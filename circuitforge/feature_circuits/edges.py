@@ -69,7 +69,11 @@ def cut_forward(
     residual, mask = embed(model, tokens)
     start, dtype = 0, residual.dtype
     if enters_a_block(points[0]):  # start at the first point, on its leaf
-        start, residual, hooks = start_block(points[0]), leaves[0].reshape(residual.shape), hooks[1:]
+        start, residual, hooks = (
+            start_block(points[0]),
+            leaves[0].reshape(residual.shape),
+            hooks[1:],
+        )
     with torch.enable_grad(), model.hooks(fwd_hooks=hooks):
         run_blocks(model, residual.to(dtype), start, stop, mask)
     return leaves, reached
@@ -199,3 +203,36 @@ def edge_effects(
             table[-1] = torch.einsum("nbpd,bpd->n", g, ablated[p].err - clean[p].err)
         out[(p, q)] = table.detach()
     return out
+
+
+def embedding_edges(
+    model: HookedTransformer,
+    tokens: Int[Tensor, "batch pos"],
+    point: SAEPoint,
+    clean: PointState,
+    grad: Float[Tensor, "batch pos d_in"],
+    nodes: list[Node],
+    ablated_embedding: Float[Tensor, "batch pos d_model"],
+) -> Float[Tensor, "pos down"]:
+    """Edges from each position's token embedding (`blocks.0.hook_resid_pre`) to the nodes of
+    the first point, summed over examples: the direct-path effect of moving the embedding to
+    its ablated value, as between two points (`point` must come after the embedding)."""
+    residual, mask = embed(model, tokens)
+    leaf = residual.detach().clone().float().requires_grad_(True)
+    seen: dict[str, Tensor] = {}
+
+    def record(act: Tensor, hook) -> Tensor:
+        seen["x"] = flat(act).float()
+        return act
+
+    with torch.enable_grad(), model.hooks(fwd_hooks=[(point.hook_name, record)]):
+        run_blocks(model, leaf.to(residual.dtype), 0, point.layer + 1, mask)
+    directions = node_directions(point, clean.x, clean.f, grad, nodes)
+    delta = (ablated_embedding.float() - leaf.detach()).to(leaf.device)
+    tables = []
+    for v in directions.split(32):
+        (g,) = torch.autograd.grad(
+            seen["x"], leaf, grad_outputs=v, is_grads_batched=True, retain_graph=True
+        )
+        tables.append(torch.einsum("nbpd,bpd->pn", g.float(), delta))
+    return torch.cat(tables, dim=1).detach()

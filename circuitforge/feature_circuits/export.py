@@ -2,7 +2,8 @@
 
 Nodes: `{id, layer, sublayer, hook_name, feature ("error" for the error term), position
 (null: summed over positions; else the token position of a per-position node), score,
-promoted, suppressed, url}`; `promoted`/`suppressed` are
+promoted, suppressed, url}`, per-position features also `activation` (and `contexts`, where the
+export reads a corpus); `promoted`/`suppressed` are
 the tokens the feature's decoder direction raises/lowers most through the unembedding (its
 direct logit effect). Edges: `{source, target, weight}`.
 """
@@ -53,11 +54,16 @@ def circuit_json(
     kept: list[KeptNodes] | list[PositionNodes],
     edges: dict[tuple[int, int], torch.Tensor],
     tokens: list[str] | None = None,
+    activations: list[torch.Tensor] | None = None,
+    embedding_edges: torch.Tensor | None = None,
 ) -> dict:
     """Nodes and edges; per-position nodes carry their `position` (and `token`, when the
-    prompt's `tokens` are given), and their score is the effect at that position."""
+    prompt's `tokens` are given, and `activation`, the feature's mean clean activation there,
+    when `activations` [pos d_sae] per point are), and their score is the effect there.
+    `embedding_edges` [pos, first point's nodes] become `embedding_edges` rows from
+    `embedding@{position}`."""
     nodes = []
-    for point, f, e, k in zip(points, features, errors, kept):
+    for i, (point, f, e, k) in enumerate(zip(points, features, errors, kept)):
         for position, feature in node_keys(k):
             at = () if position is None else (position,)
             node = {
@@ -73,6 +79,8 @@ def circuit_json(
             }
             if position is not None and tokens is not None:
                 node["token"] = tokens[position]
+            if position is not None and activations is not None and feature != ERROR:
+                node["activation"] = float(activations[i][position, feature])
             if feature != ERROR:
                 node["promoted"], node["suppressed"] = direct_logit_tokens(model, point, feature)
                 url = point.sae.feature_url(feature)
@@ -92,7 +100,19 @@ def circuit_json(
                         "weight": float(table[i, j]),
                     }
                 )
-    return {"nodes": nodes, "edges": rows}
+    out = {"nodes": nodes, "edges": rows}
+    if embedding_edges is not None:
+        out["embedding_edges"] = [
+            {
+                "source": f"embedding@{i}",
+                "target": node_id(points[0], d, down_pos),
+                "weight": float(embedding_edges[i, j]),
+            }
+            for j, (down_pos, d) in enumerate(node_keys(kept[0]))
+            for i in range(embedding_edges.shape[0])
+            if down_pos is None or i <= down_pos
+        ]
+    return out
 
 
 def circuit_picture(graph: dict, max_edges: int = 200, width: int = 1200) -> Image.Image:

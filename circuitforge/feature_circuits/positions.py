@@ -40,26 +40,33 @@ class PositionScores:
         self.points, self.examples, self.width = points, 0, None
         self.features: list[Tensor] = []
         self.error: list[Tensor] = []
+        self.activation: list[Tensor] = []  # clean feature activations, summed over examples
 
-    def add(self, effects: list[NodeEffects]) -> None:
+    def add(self, effects: list[NodeEffects], clean: list[PointState]) -> None:
         width = effects[0].error.shape[1]
         if self.width is None:
             self.width = width
             self.features = [torch.zeros(width, p.d_sae, dtype=torch.float64) for p in self.points]
+            self.activation = [torch.zeros_like(f) for f in self.features]
             self.error = [torch.zeros(width, dtype=torch.float64) for _ in self.points]
         elif width != self.width:
             raise ValueError(
                 f"per-position nodes need prompts of one length: a batch has {width} positions, "
                 f"the first had {self.width} (use one template: data.init_args.template)"
             )
-        for i, e in enumerate(effects):
+        for i, (e, c) in enumerate(zip(effects, clean)):
             self.features[i] += e.features.sum(0).double().cpu()
             self.error[i] += e.error.sum(0).double().cpu()
+            self.activation[i] += c.f.sum(0).double().cpu()
         self.examples += effects[0].error.shape[0]
 
     def mean(self) -> tuple[list[Tensor], list[Tensor]]:
         n = max(self.examples, 1)
         return [f / n for f in self.features], [e / n for e in self.error]
+
+    def mean_activations(self) -> list[Float[Tensor, "pos d_sae"]]:
+        """Each feature's clean activation at each position, averaged over the prompts."""
+        return [a / max(self.examples, 1) for a in self.activation]
 
 
 def select_position_nodes(

@@ -3,9 +3,13 @@
 Feature and error nodes keep their token position (`ctx_idx`); their `influence` is our node
 score (the estimated effect on the logit difference of moving the node to its ablated value).
 Every prompt token is an embedding node; the answer token at the last position is the logit
-node. Links: our edges between nodes (with the residual correction), and from every node to the
-logit, weighted by its score (our method attributes to the metric, not to the embeddings, so
-embeddings have no links). The graph's `layer` is the point's layer when every point sits at its
+node. Links: our edges between nodes (with the residual correction), from every node to the
+logit, weighted by its score, and from each embedding to the first point's nodes (the
+embedding moved to its ablated value). When the first point is a residual one it cuts every
+other path from the embeddings; when it is a sublayer (attn, mlp) the embeddings' direct links
+to the points after it, up to the first residual one, are not computed. Node `activation` is
+the feature's clean activation at its position, averaged over the prompts.
+The graph's `layer` is the point's layer when every point sits at its
 own layer; with several points per layer (attn, mlp, resid) it is the point's index in
 residual-stream order, and the clerp names the hook.
 """
@@ -38,6 +42,7 @@ def circuit_attribution_graph(
     n_layers: int,
     slug: str,
     scan: str,
+    feature_json_base_url: str | None = None,
 ) -> dict:
     """`circuit`: our `circuit_json` with per-position nodes; `answer`: (vocab id, token,
     probability) of the answer at the last position."""
@@ -56,7 +61,7 @@ def circuit_attribution_graph(
             layer=layer_of[point],
             position=n["position"],
             feature=None if error else int(n["feature"]),
-            activation=None,
+            activation=n.get("activation"),
             influence=n["score"],
             label=label,
         )
@@ -75,6 +80,15 @@ def circuit_attribution_graph(
         if e["source"] in ours and e["target"] in ours
     ]
     links += [GraphLink(node_id(g), node_id(logit), g.influence or 0.0) for g in ours.values()]
+    links += [
+        GraphLink(
+            node_id(embeddings[int(e["source"].split("@")[1])]),
+            node_id(ours[e["target"]]),
+            e["weight"],
+        )
+        for e in circuit.get("embedding_edges", [])
+        if e["target"] in ours
+    ]
     return attribution_graph(
         slug,
         prompt,
@@ -83,4 +97,5 @@ def circuit_attribution_graph(
         links,
         {"name": "circuitforge", "version": "0", "url": ""},
         scan,
+        feature_json_base_url=feature_json_base_url,
     )

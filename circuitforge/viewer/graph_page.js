@@ -46,6 +46,15 @@ function row(table, k, v) { const tr = document.createElement('tr');
   const a = document.createElement('td'); a.textContent = k; const b = document.createElement('td');
   b.textContent = (typeof v === 'number') ? (Number.isInteger(v) ? String(v) : v.toFixed(4)) : (Array.isArray(v) ? v.join(' | ') : v);
   tr.append(a, b); table.appendChild(tr); }
+function contexts(d, examples) {  // [{tokens, activations}]: each token shaded by its activation
+  d.appendChild(document.createElement('h4')).textContent = 'top contexts';
+  const top = Math.max(1e-12, ...examples.flatMap(e => e.activations));
+  examples.forEach(e => { const p = document.createElement('p'); p.className = 'context';
+    e.tokens.forEach((tok, i) => { const s = document.createElement('span'); s.textContent = tok;
+      const a = Math.max(0, e.activations[i]) / top; s.style.background = `rgba(255,140,0,${a.toFixed(3)})`;
+      s.title = e.activations[i].toFixed(3); p.appendChild(s); });
+    d.appendChild(p); });
+}
 function select(n, c) {
   document.querySelectorAll('circle.on').forEach(e => e.classList.remove('on')); c.classList.add('on');
   lines.forEach(l => l.style.display = (l.dataset.source === n.id || l.dataset.target === n.id) ? '' : 'none');
@@ -54,6 +63,7 @@ function select(n, c) {
   const t = document.createElement('table'); d.appendChild(t);
   row(t, 'id', n.id); if (n.score !== undefined && n.score !== null) row(t, 'score', n.score);
   for (const k in (n.details || {})) row(t, k, n.details[k]);
+  if (n.contexts && n.contexts.length) contexts(d, n.contexts);
   const links = G.links.filter(l => l.source === n.id || l.target === n.id)
     .sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight)).slice(0, 12);
   const lt = document.createElement('table'); d.appendChild(document.createElement('h4')).textContent = 'strongest links';

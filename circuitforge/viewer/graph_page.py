@@ -39,8 +39,8 @@ def feature_graph(circuit: dict, point_order: list[str], tokens: list[str] | Non
     for n in circuit["nodes"]:
         point = n["id"].split("/")[0]
         details = {
-            k: n[k] for k in ("hook_name", "feature", "position", "token", "promoted", "suppressed",
-                              "url") if n.get(k) is not None
+            k: n[k] for k in ("hook_name", "feature", "position", "token", "activation",
+                              "promoted", "suppressed", "url") if n.get(k) is not None
         }  # fmt: skip
         nodes.append(
             {
@@ -54,6 +54,7 @@ def feature_graph(circuit: dict, point_order: list[str], tokens: list[str] | Non
                 "kind": "error" if n["feature"] == "error" else "feature",
                 "score": n["score"],
                 "details": details,
+                **({"contexts": n["contexts"]} if n.get("contexts") else {}),
             }
         )
     x_labels = {i: f"{i} {t!r}" for i, t in enumerate(tokens)} if tokens else {0: "all positions"}
