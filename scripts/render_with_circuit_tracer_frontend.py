@@ -75,9 +75,17 @@ def start_server(frontend_dir: Path, assets: Path, data_dir: Path):
 
 
 def lay_out(graph_path: Path, data_dir: Path, frontend_dir: Path) -> tuple[str, int]:
+    """The graph as `<slug>.json`; with a `features/` folder beside it (our feature files), that
+    folder too, and the copy's `scan` set to `./data/features`: circuit-tracer's frontend reads
+    a feature panel from `{scan}/{index}.json` when the scan is a local path (it does not read
+    Neuronpedia's `metadata.feature_details.feature_json_base_url`)."""
     graph = json.loads(graph_path.read_text())
     slug = graph["metadata"]["slug"]
-    shutil.copyfile(graph_path, data_dir / f"{slug}.json")
+    features = graph_path.parent / "features"
+    if features.is_dir():
+        shutil.copytree(features, data_dir / "features")
+        graph["metadata"]["scan"] = "./data/features"
+    (data_dir / f"{slug}.json").write_text(json.dumps(graph))
     _, ct_utils = ct_server_module(frontend_dir)
     if ct_utils is not None:
         ct_utils.add_graph_metadata(graph["metadata"], str(data_dir))
@@ -153,9 +161,13 @@ def render(url: str, origin: str, vendor: Path | None, out: Path, timeout_ms: in
                         return c ? c.nodeId + ' (' + c.feature_type + ')' : null }""",
                     sel,
                 )
+        examples = page.locator(".text-wrapper").count()  # rows of the feature panel
         page.screenshot(path=str(out), full_page=True)
         browser.close()
-    return dict(nodes=n_nodes, clicked=clicked, errors=errors, failed=failed, vendored=vendored)
+    return dict(
+        nodes=n_nodes, clicked=clicked, examples=examples, errors=errors, failed=failed,
+        vendored=vendored,
+    )  # fmt: skip
 
 
 def main() -> None:
@@ -181,7 +193,7 @@ def main() -> None:
             httpd.shutdown()
             httpd.server_close()
     print(f"rendered node elements: {res['nodes']} (JSON nodes: {json_nodes})")
-    print(f"clicked node: {res['clicked']}")
+    print(f"clicked node: {res['clicked']}; its feature panel shows {res['examples']} examples")
     for key in ("vendored", "errors", "failed"):
         print(f"{key} ({len(res[key])}):")
         for line in res[key]:

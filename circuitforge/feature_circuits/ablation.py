@@ -14,7 +14,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from circuitforge.feature_circuits.attribution import Metric, PointState, flat
+from circuitforge.feature_circuits.attribution import Metric, PointState, flat, metric_of_residual
 from circuitforge.feature_circuits.edges import KeptNodes
 from circuitforge.feature_circuits.points import SAEPoint
 
@@ -56,10 +56,9 @@ def spliced_metric(
 
         return hook
 
-    logits = model.run_with_hooks(
-        tokens, fwd_hooks=[(p.hook_name, hook_for(i)) for i, p in enumerate(points)]
-    )
-    return metric(logits)
+    hooks = [(p.hook_name, hook_for(i)) for i, p in enumerate(points)]
+    final = model.run_with_hooks(tokens, fwd_hooks=hooks, stop_at_layer=model.cfg.n_layers)
+    return metric_of_residual(model, metric, final, tokens.shape[0])
 
 
 def complement(keep: list[tuple[Tensor, bool | Tensor]]) -> list[tuple[Tensor, bool | Tensor]]:
