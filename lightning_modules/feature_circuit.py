@@ -25,6 +25,7 @@ from circuitforge.feature_circuits.circuit import (
     select_nodes,
     summed_edges,
     summed_embedding_edges,
+    with_gradients,
 )
 from circuitforge.feature_circuits.points import SAEGroup, SAEPoint, load_points
 from circuitforge.feature_circuits.positions import (
@@ -140,6 +141,7 @@ class FeatureCircuitModule(FrozenModelAnalysis):
             {k: v.to(self.device).clone() for k, v in b.items()}
             for b in self.trainer.datamodule.validation_batches()
         ]
+        states = with_gradients(model, self.points, self.batches, self.states)
         if self.positions == "each":
             width = self.scores.width
             for b in held_out:
@@ -152,16 +154,16 @@ class FeatureCircuitModule(FrozenModelAnalysis):
                 features, errors, self.nodes_per_point, self.node_threshold
             )
             edges = summed_edges(
-                model, self.points, self.batches, kept, self.ablation, position_edges, self.states
+                model, self.points, self.batches, kept, self.ablation, position_edges, states
             )
             masks = position_masks(self.points, kept, width)
             embedding = summed_embedding_edges(
-                model, self.points, self.batches, kept[0].nodes, self.ablation, self.states
+                model, self.points, self.batches, kept[0].nodes, self.ablation, states
             )
         else:
             kept = select_nodes(features, errors, self.nodes_per_point, self.node_threshold)
             edges = summed_edges(
-                model, self.points, self.batches, kept, self.ablation, states=self.states
+                model, self.points, self.batches, kept, self.ablation, states=states
             )
             masks = node_masks(self.points, kept)
             embedding = None

@@ -225,16 +225,20 @@ def test_the_feature_circuit_page_shows_the_graph_and_a_clicked_nodes_details(pe
         assert page.errors == []
 
 
+def whole_metric(batch):  # the logit difference read from the whole logits
+    def metric(logits):  # any multiple k of the batch (IG steps)
+        k = logits.shape[0] // len(batch["answer"])
+        answers = batch["answer"].repeat(k), batch["wrong_answer"].repeat(k)
+        return logit_difference(logits, batch["read"].repeat(k, 1), *answers)
+
+    return metric
+
+
 def test_reading_only_the_read_position_changes_nothing(one_template):
     """pair_metric unembeds each prompt's read position only: the same values and gradients as
     the logit difference of the whole logits, in the one-step pass and in IG."""
     model, pts, batch = one_template
-    read_only = fc.pair_metric(batch)
-
-    def whole(logits):  # any multiple k of the batch (IG steps)
-        k = logits.shape[0] // len(batch["answer"])
-        answers = batch["answer"].repeat(k), batch["wrong_answer"].repeat(k)
-        return logit_difference(logits, batch["read"].repeat(k, 1), *answers)
+    read_only, whole = fc.pair_metric(batch), whole_metric(batch)
 
     assert not isinstance(whole, at.ReadMetric)
     value, clean, grads = at.clean_pass(model, batch["clean"], pts, read_only)
@@ -256,6 +260,11 @@ def test_edges_reusing_the_attribution_pass_states_equal_recomputed_ones(one_tem
         assert (found.states.grads is None) == (method == "ig")
         reused = fc.summed_edges(model, pts, [batch], kept, states=[found.states])
         assert_close(reused, fc.summed_edges(model, pts, [batch], kept))
+        (filled,) = fc.with_gradients(model, pts, [batch], [found.states])
+        assert_close(
+            filled.grads, at.point_gradients(model, batch["clean"], pts, whole_metric(batch))[1]
+        )
+    assert fc.with_gradients(model, pts, [batch], [None]) == [None]  # dropped: not refilled
 
 
 def test_edges_refuse_an_encoder_that_is_not_active_times_affine(one_template):

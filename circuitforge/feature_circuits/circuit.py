@@ -172,6 +172,23 @@ def summed_edges(
     return {k: v / max(examples, 1) for k, v in total.items()}
 
 
+def with_gradients(
+    model: HookedTransformer,
+    points: list[SAEPoint],
+    batches: list[dict],
+    states: list[BatchStates | None],
+) -> list[BatchStates | None]:
+    """`states` with the one-step gradients filled in where an IG pass left them out (so the
+    edges and the embedding edges share one backward per batch); dropped states stay None."""
+    out = []
+    for batch, known in zip(batches, states):
+        if known is not None and known.grads is None:
+            _, _, grads = clean_pass(model, batch["clean"], points, pair_metric(batch))
+            known = BatchStates(known.clean, known.ablated, grads)
+        out.append(known)
+    return out
+
+
 def summed_embedding_edges(
     model: HookedTransformer,
     points: list[SAEPoint],
