@@ -139,7 +139,8 @@ def node_directions(
     for position, d in nodes:
         v = err if d == ERROR else weight[..., column[d], None] * e[column[d]]
         if position is not EVERY:
-            v = torch.zeros_like(v).index_copy_(1, torch.tensor([position]), v[:, [position]])
+            at = torch.tensor([position], device=v.device)
+            v = torch.zeros_like(v).index_copy_(1, at, v[:, [position]])
         out.append(v)
     return torch.stack(out)
 
@@ -173,7 +174,10 @@ def edge_gradients(
             )
             for k, (p, g) in enumerate(zip(ups, found)):
                 shape = (len(v), *clean[p].x.shape)
-                parts[k].append(torch.zeros(shape) if g is None else g.reshape(shape).float())
+                missing = g is None  # p does not reach q (allow_unused)
+                parts[k].append(
+                    torch.zeros(shape, device=v.device) if missing else g.reshape(shape).float()
+                )
         for p, g in zip(ups, parts):
             yield p, q, torch.cat(g)
 
@@ -198,9 +202,10 @@ def edge_effects(
         table = torch.zeros(len(kept[p].indices()), len(down[q]))
         if rows:  # along the kept upstream features' decoder directions, times their moves
             df = ablated[p].f[..., rows] - clean[p].f[..., rows]
-            table[: len(rows)] = torch.einsum("nbpd,ud,bpu->un", g, points[p].decoder[rows], df)
+            along = torch.einsum("nbpd,ud,bpu->un", g, points[p].decoder[rows], df)
+            table[: len(rows)] = along.cpu()
         if kept[p].error:
-            table[-1] = torch.einsum("nbpd,bpd->n", g, ablated[p].err - clean[p].err)
+            table[-1] = torch.einsum("nbpd,bpd->n", g, ablated[p].err - clean[p].err).cpu()
         out[(p, q)] = table.detach()
     return out
 
@@ -235,4 +240,4 @@ def embedding_edges(
             seen["x"], leaf, grad_outputs=v, is_grads_batched=True, retain_graph=True
         )
         tables.append(torch.einsum("nbpd,bpd->pn", g.float(), delta))
-    return torch.cat(tables, dim=1).detach()
+    return torch.cat(tables, dim=1).detach().cpu()

@@ -127,13 +127,14 @@ def position_edges(
         ups = kept[p].nodes
         if not ups:
             continue
-        up_pos = torch.tensor([i for i, _ in ups])
-        is_err = torch.tensor([f == ERROR for _, f in ups])
-        feats = torch.tensor([0 if f == ERROR else f for _, f in ups])
+        device = g.device
+        up_pos = torch.tensor([i for i, _ in ups], device=device)
+        is_err = torch.tensor([f == ERROR for _, f in ups], device=device)
+        feats = torch.tensor([0 if f == ERROR else f for _, f in ups], device=device)
         g = g[:, :, up_pos]  # [down nodes, batch, up nodes, d_in]: at each up node's position
         df = ablated[p].f[:, up_pos, feats] - clean[p].f[:, up_pos, feats]  # [batch, up nodes]
         feature_terms = torch.einsum("nbud,ud,bu->un", g, points[p].decoder[feats], df)
         derr = ablated[p].err[:, up_pos] - clean[p].err[:, up_pos]
         error_terms = torch.einsum("nbud,bud->un", g, derr)
-        out[(p, q)] = torch.where(is_err[:, None], error_terms, feature_terms).detach()
+        out[(p, q)] = torch.where(is_err[:, None], error_terms, feature_terms).detach().cpu()
     return out
