@@ -105,7 +105,14 @@ def feature_examples(
     return _windows(model, points, wanted, rows, chosen, corpus)
 
 
-def _windows(model, points, wanted, rows, chosen, corpus: ContextCorpus) -> dict:
+def _windows(
+    model: HookedTransformer,
+    points: list[SAEPoint],
+    wanted: dict[int, list[int]],
+    rows: list[list[int]],
+    chosen: dict[tuple[int, int], list[tuple[int, int]]],
+    corpus: ContextCorpus,
+) -> dict[tuple[int, int], list[FeatureExample]]:
     """Each chosen (document, position)'s window of tokens and the feature's activations."""
     documents = sorted({d for places in chosen.values() for d, _ in places})
     column = {(i, f): n for i, features in wanted.items() for n, f in enumerate(features)}
@@ -121,10 +128,9 @@ def _windows(model, points, wanted, rows, chosen, corpus: ContextCorpus) -> dict
     for (i, f), places in chosen.items():
         examples = []
         for d, position in places:
-            lo, hi = (
-                max(1, position - corpus.before),
-                min(len(rows[d]), position + corpus.after + 1),
-            )
+            first = 1 if rows[d][0] == model.tokenizer.bos_token_id else 0  # <bos> not shown
+            lo = max(first, position - corpus.before)
+            hi = min(len(rows[d]), position + corpus.after + 1)
             values = acts_of[d][i][lo:hi, column[(i, f)]]
             examples.append(
                 FeatureExample([decode([t]) for t in rows[d][lo:hi]], values.tolist(), d, position)
