@@ -45,12 +45,15 @@ def point_states(
     names = {p.hook_name for p in points}
     stop = max(p.layer for p in points) + 1
     _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names, stop_at_layer=stop)
-    states = []
-    for p in points:
-        x = flat(cache[p.hook_name]).float()
-        f = p.encode(x).float()
-        states.append(PointState(x, f, x - p.decode(f)))
-    return states
+    return [state_of(p, cache[p.hook_name]) for p in points]
+
+
+@torch.no_grad()
+def state_of(point: SAEPoint, act: Tensor) -> PointState:
+    """A point's state from its activation (as the hook sees it)."""
+    x = flat(act.detach()).float()
+    f = point.encode(x).float()
+    return PointState(x, f, x - point.decode(f))
 
 
 def zero_states(points: list[SAEPoint], clean: list[PointState]) -> list[PointState]:
@@ -132,12 +135,7 @@ def clean_pass(
         value = metric_of_residual(model, metric, final, tokens.shape[0])
         if backward:
             value.sum().backward()
-    with torch.no_grad():
-        states = []
-        for i, p in enumerate(points):
-            x = flat(seen[i].detach()).float()
-            f = p.encode(x).float()
-            states.append(PointState(x, f, x - p.decode(f)))
+    states = [state_of(p, seen[i]) for i, p in enumerate(points)]
     grads = [flat(seen[i].grad).float() for i in range(len(points))] if backward else None
     return value.detach(), states, grads
 

@@ -157,19 +157,29 @@ def summed_edges(
     total: dict[tuple[int, int], Tensor] = {}
     examples = 0
     for i, batch in enumerate(batches):
-        known = states[i] if states else None
-        if known is None or known.grads is None:
-            _, clean, grads = clean_pass(model, batch["clean"], points, pair_metric(batch))
-            if known is None:
-                known = BatchStates(
-                    clean, ablated_states(model, points, batch, clean, ablation), None
-                )
-            known = BatchStates(clean, known.ablated, grads)
+        known = complete_states(model, points, batch, states[i] if states else None, ablation)
         found = edges(model, batch["clean"], points, known.clean, known.ablated, known.grads, kept)
         for key, table in found.items():
             total[key] = total.get(key, 0) + table
         examples += batch["clean"].shape[0]
     return {k: v / max(examples, 1) for k, v in total.items()}
+
+
+def complete_states(
+    model: HookedTransformer,
+    points: list[SAEPoint],
+    batch: dict,
+    known: BatchStates | None,
+    ablation: Ablation = "interchange",
+) -> BatchStates:
+    """A batch's states with the one-step gradients: `known` (the attribution pass's) as it is,
+    its gradients filled in after IG, or all recomputed when it was dropped (None)."""
+    if known is not None and known.grads is not None:
+        return known
+    _, clean, grads = clean_pass(model, batch["clean"], points, pair_metric(batch))
+    if known is None:
+        return BatchStates(clean, ablated_states(model, points, batch, clean, ablation), grads)
+    return BatchStates(known.clean, known.ablated, grads)
 
 
 def with_gradients(
@@ -180,13 +190,10 @@ def with_gradients(
 ) -> list[BatchStates | None]:
     """`states` with the one-step gradients filled in where an IG pass left them out (so the
     edges and the embedding edges share one backward per batch); dropped states stay None."""
-    out = []
-    for batch, known in zip(batches, states):
-        if known is not None and known.grads is None:
-            _, _, grads = clean_pass(model, batch["clean"], points, pair_metric(batch))
-            known = BatchStates(known.clean, known.ablated, grads)
-        out.append(known)
-    return out
+    return [
+        None if known is None else complete_states(model, points, batch, known)
+        for batch, known in zip(batches, states)
+    ]
 
 
 def summed_embedding_edges(
@@ -204,12 +211,8 @@ def summed_embedding_edges(
         return None
     total, examples = 0, 0
     for i, batch in enumerate(batches):
-        known = states[i] if states else None
-        if known is None or known.grads is None:
-            _, clean, grads = clean_pass(model, batch["clean"], points[:1], pair_metric(batch))
-            state, grad = clean[0], grads[0]
-        else:
-            state, grad = known.clean[0], known.grads[0]
+        known = complete_states(model, points, batch, states[i] if states else None, ablation)
+        state, grad = known.clean[0], known.grads[0]
         clean_embedding, _ = embed(model, batch["clean"])
         if ablation == "interchange":
             ablated, _ = embed(model, batch["corrupt"])

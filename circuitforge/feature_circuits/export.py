@@ -63,6 +63,7 @@ def circuit_json(
     `embedding_edges` [pos, first point's nodes] become `embedding_edges` rows from
     `embedding@{position}`."""
     nodes = []
+    logit_tokens: dict[tuple[int, int], tuple[list[str], list[str]]] = {}
     for i, (point, f, e, k) in enumerate(zip(points, features, errors, kept)):
         for position, feature in node_keys(k):
             at = () if position is None else (position,)
@@ -82,7 +83,9 @@ def circuit_json(
             if position is not None and activations is not None and feature != ERROR:
                 node["activation"] = float(activations[i][position, feature])
             if feature != ERROR:
-                node["promoted"], node["suppressed"] = direct_logit_tokens(model, point, feature)
+                if (i, feature) not in logit_tokens:  # once per feature, not per position
+                    logit_tokens[i, feature] = direct_logit_tokens(model, point, feature)
+                node["promoted"], node["suppressed"] = logit_tokens[i, feature]
                 url = point.sae.feature_url(feature)
                 if url is not None:
                     node["url"] = url
