@@ -28,10 +28,6 @@ class PositionNodes:
 
     nodes: list[tuple[int, int]]
 
-    @property
-    def features(self) -> list[tuple[int, int]]:
-        return [(i, f) for i, f in self.nodes if f != ERROR]
-
 
 class PositionScores:
     """Node effects per position, averaged over examples (every batch of the same width)."""
