@@ -221,7 +221,9 @@ def prune_one_at_a_time(
     changed = True
     while changed:
         changed = False
-        stack = [[i for i in ascending if keep[i]]]
+        candidates = [i for i in ascending if keep[i]]
+        half = len(candidates) // 2  # the lower-scoring half is tried first (the whole set
+        stack = [candidates[half:], candidates[:half]]  # at once would almost never go)
         while stack:
             group = [i for i in stack.pop() if keep[i]]
             if not group:
