@@ -22,7 +22,8 @@ from circuitforge.results import strict_json
 SCALARS = [
     "neuron", "layer", "natural_max", "mean_activation", "fraction_active",
     "generation_score", "generation_score_plain", "random_neuron", "generation_baseline",
-    "agreement", "agreement_baseline", "stability_feature_overlap", "stability_same_text",
+    "generation_baseline_plain", "agreement", "agreement_baseline", "stability_feature_overlap",
+    "stability_same_text",
 ]  # fmt: skip
 HISTOGRAMS = [
     "generation_score", "generation_score_plain", "generation_baseline", "agreement",

@@ -119,13 +119,15 @@ def test_generation_scores_are_the_neurons_own_maxima_on_the_decoded_texts(sweep
     view = read_atlas(cli.model.atlas_path, 3, 512)
     for row in out["rows"][:3]:
         n, other = row["neuron"], row["random_neuron"]
-        tokens = demo_model.to_tokens(row["contrastive_text"][0], prepend_bos=True)
-        _, cache = demo_model.run_with_cache(tokens, names_filter="blocks.3.mlp.hook_post")
-        post = cache["blocks.3.mlp.hook_post"][0, 1:].max(0).values
-        assert row["generation_score"] == pytest.approx(float(post[n]) / view.natural_max(n), 1e-3)
-        assert row["generation_baseline"] == pytest.approx(
-            float(post[other]) / view.natural_max(other), 1e-3
-        )
+        for text, score, control in [
+            ("contrastive_text", "generation_score", "generation_baseline"),
+            ("plain_text", "generation_score_plain", "generation_baseline_plain"),
+        ]:  # each text's random-neuron control is read on that same text
+            tokens = demo_model.to_tokens(row[text][0], prepend_bos=True)
+            _, cache = demo_model.run_with_cache(tokens, names_filter="blocks.3.mlp.hook_post")
+            post = cache["blocks.3.mlp.hook_post"][0, 1:].max(0).values
+            assert row[score] == pytest.approx(float(post[n]) / view.natural_max(n), 1e-3)
+            assert row[control] == pytest.approx(float(post[other]) / view.natural_max(other), 1e-3)
         x_top = [f["feature"] for f in row["x_features"][0]]
         c_top = [f["feature"] for f in row["context_features"]]
         assert row["agreement"] == len(set(x_top) & set(c_top)) / 10

@@ -140,6 +140,9 @@ def explain_rows(
                 "generation_baseline": relative(
                     float(maxima[first, other]), view.natural_max(other)
                 ),
+                "generation_baseline_plain": relative(
+                    float(maxima[len(neurons) + first, other]), view.natural_max(other)
+                ),
                 "agreement": overlap(feats[0], c_feats, top_k),
                 "agreement_baseline": overlap(feats[0], context_top[other][0], top_k),
                 **{

@@ -7,7 +7,7 @@ import statistics
 
 PAIRS = [
     ("generation_score", "generation_baseline"),
-    ("generation_score_plain", "generation_baseline"),
+    ("generation_score_plain", "generation_baseline_plain"),
     ("agreement", "agreement_baseline"),
 ]
 SINGLE = ["stability_feature_overlap", "stability_same_text"]
