@@ -11,6 +11,7 @@ from __future__ import annotations
 import lightning as L
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from circuitforge.explanations.shards import shard
 from circuitforge.numerics import require_at_least_one
 
 
@@ -30,10 +31,10 @@ class ChunkShards(DistributedSampler):
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
 
     def __iter__(self):
-        return iter(range(self.rank, len(self.dataset), self.num_replicas))
+        return iter(shard(len(self.dataset), self.rank, self.num_replicas))
 
     def __len__(self) -> int:
-        return len(range(self.rank, len(self.dataset), self.num_replicas))
+        return len(shard(len(self.dataset), self.rank, self.num_replicas))
 
 
 class NeuronBatchDataModule(L.LightningDataModule):

@@ -37,6 +37,7 @@ from circuitforge.explanations.optimise import (
     optimise_chunk,
 )
 from circuitforge.explanations.scores import other_neuron
+from circuitforge.explanations.shards import shard
 from circuitforge.explanations.snapshot import read_progress, write_progress
 from circuitforge.model.placement import DevicePlan, place_model
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
@@ -198,7 +199,8 @@ class NeuronExplanationModule(L.LightningModule):
             if found["in_progress"] is not None:
                 self.in_progress = ChunkState.from_dict(found["in_progress"])
         # the observed side of this process's neurons still to do, in one pass over the corpus
-        chunks = self.trainer.datamodule.chunks()[self.global_rank :: self.trainer.world_size]
+        every = self.trainer.datamodule.chunks()
+        chunks = [every[i] for i in shard(len(every), self.global_rank, self.trainer.world_size)]
         todo = [n for chunk in chunks for n in chunk if n not in self.rows]
         d_mlp = self.frozen_model.cfg.d_mlp
         wanted = list(dict.fromkeys(todo + [other_neuron(n, d_mlp) for n in todo]))

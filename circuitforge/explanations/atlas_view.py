@@ -13,7 +13,9 @@ from transformer_lens import HookedTransformer
 
 from circuitforge.atlas.documents import DocumentFormat
 from circuitforge.atlas.vector_x import load_atlas
+from circuitforge.data.padding import right_padded
 from circuitforge.data.texts import load_texts
+from circuitforge.patchscope.objective import mlp_post_hook_name
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ def read_atlas(path: str | Path, layer: int, d_mlp: int) -> AtlasView:
     """`atlas.json` (or the shipped `.json.gz`) of `blocks.{layer}.mlp.hook_post`, checked to
     profile that hook with one entry per neuron. A `*` in `path` picks the newest match."""
     path, atlas = load_atlas(path)
-    hook = f"blocks.{layer}.mlp.hook_post"
+    hook = mlp_post_hook_name(layer)
     if atlas.get("hook_name") != hook:
         raise ValueError(f"{path} profiles {atlas.get('hook_name')!r}, not {hook!r}")
     neurons = {int(k): v for k, v in atlas["neurons"].items()}
@@ -60,19 +62,18 @@ def context_residuals(
     fmt = DocumentFormat(data["max_tokens"], data["prepend_bos"])
     order = sorted(wanted)
     ids = {i: fmt.token_ids(model.tokenizer, texts[i]) for i in order}
-    last = {i: 0 for i in order}  # a causal model: tokens after the last trigger change nothing
+    positions: dict[int, set[int]] = {i: set() for i in order}  # the triggers read per document
     for n in neurons:
         for c in view.contexts(n):
-            last[c["text_index"]] = max(last[c["text_index"]], c["token_position"])
+            positions[c["text_index"]].add(c["token_position"])
+    last = {i: max(p) for i, p in positions.items()}  # causal: later tokens change nothing
     order.sort(key=lambda i: last[i])  # batches of similar lengths: little padding
     layer = int(hook_name.split(".")[1])
-    residual: dict[int, Tensor] = {}
+    residual: dict[tuple[int, int], Tensor] = {}  # (document, position) -> the hook's vector
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         cut = {i: ids[i][: last[i] + 1] for i in chunk}
-        width = max(len(c) for c in cut.values())
-        pad = model.tokenizer.pad_token_id or 0
-        tokens = torch.tensor([cut[i] + [pad] * (width - len(cut[i])) for i in chunk])
+        tokens = right_padded([cut[i] for i in chunk], model.tokenizer.pad_token_id or 0)
         seen: dict[str, Tensor] = {}
 
         def keep(act: Tensor, hook, seen: dict = seen) -> None:
@@ -83,8 +84,10 @@ def context_residuals(
             fwd_hooks=[(hook_name, keep)],
             stop_at_layer=layer + 1,
         )
-        for row, i in enumerate(chunk):
-            residual[i] = seen["act"][row]
+        for row, i in enumerate(chunk):  # only the trigger positions are kept
+            for pos in positions[i]:
+                if pos < len(cut[i]):  # else the trigger check below names the mismatch
+                    residual[i, pos] = seen["act"][row, pos].clone()
     out = {}
     for n in neurons:
         rows = []
@@ -97,6 +100,6 @@ def context_residuals(
                     f"{pos}, not the atlas's trigger {c['trigger_token']!r}: another corpus or "
                     "tokenizer than the atlas was made with"
                 )
-            rows.append(residual[doc][pos])
+            rows.append(residual[doc, pos])
         out[n] = torch.stack(rows) if rows else torch.zeros(0, model.cfg.d_model)
     return out

@@ -29,9 +29,9 @@ def write_progress(
     return torch_save_atomically(snapshot_path(log_dir, rank), progress)
 
 
-def read_progress(log_dir: str | Path, rank: int, identity: dict | None) -> dict:
+def read_progress(log_dir: str | Path, rank: int, identity: dict) -> dict:
     """The snapshot of process `rank` (a `*` in `log_dir` picks the newest match); refused when
-    its identity differs from `identity` (None: not checked, for merging a finished run)."""
+    its identity differs from `identity`."""
     if "*" in str(log_dir):
         found = sorted(Path().glob(f"{log_dir}/{FOLDER}"), key=lambda p: p.stat().st_mtime)
         if not found:
@@ -42,6 +42,5 @@ def read_progress(log_dir: str | Path, rank: int, identity: dict | None) -> dict
     if not path.is_file():
         raise FileNotFoundError(f"resume_from: {path} does not exist (no snapshot was written)")
     progress = torch.load(path, map_location="cpu", weights_only=True)
-    if identity is not None:
-        refuse_another_run(path, "sweep", progress["identity"], identity)
+    refuse_another_run(path, "sweep", progress["identity"], identity)
     return progress
