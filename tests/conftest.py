@@ -5,13 +5,28 @@ from pathlib import Path
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 
+
+def chosen_threads() -> int:
+    """The thread count of the test process and of every process it starts: OMP_NUM_THREADS
+    where the environment sets it (OMP_NUM_THREADS=1 to share the cores), else 2 (CI's cores).
+    Results are bit-identical only at one thread count (tests/test_determinism.py)."""
+    given = os.environ.get("OMP_NUM_THREADS")
+    if given is None:
+        return min(2, os.cpu_count() or 1)
+    if not given.isdigit() or int(given) < 1:
+        raise ValueError(f"OMP_NUM_THREADS={given!r}: the tests need one positive whole number")
+    return int(given)
+
+
+THREADS = chosen_threads()
+os.environ["OMP_NUM_THREADS"] = str(THREADS)  # every child process inherits the same count
+
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model  # noqa: E402
 
-if "OMP_NUM_THREADS" not in os.environ:  # 2 cores on CI; OMP_NUM_THREADS=1 to share them
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+torch.set_num_threads(THREADS)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_MODEL = ROOT / "assets" / "demo" / "model"

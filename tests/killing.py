@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, THREADS
 
 CHILD = """
 import io, os, pathlib, sys, time
@@ -70,7 +70,8 @@ def kill_during_write(
 ) -> None:
     """Run `train.py args`; `kill -9` it once it is writing a file named like `pattern` (after
     `skip` such writes went through)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    # the test process's thread count: a resume is bit-identical only at the same count
+    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "OMP_WAIT_POLICY": "PASSIVE"}
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(marker), pattern, str(fraction), str(skip), *args],
         cwd=ROOT,
