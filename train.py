@@ -1,10 +1,14 @@
 """Entry point: `python train.py fit --config configs/<experiment>.yaml` (LightningCLI).
 
-`--ckpt_path last` resumes the newest run of the same logger folder that has this command line's
-experiment settings: the TensorBoard logger is pointed back at its version folder, so the resumed
-run keeps writing its events, checkpoints and results where the interrupted one left them.
-`--ckpt_path FILE` resumes that checkpoint if its settings are this command line's. Either way a
-differing setting is refused with both values named (`lightning_modules/resume.py`).
+One resume for every run: `--ckpt_path last` resumes the newest run of the same logger folder
+that has this command line's experiment settings (what a run is:
+`circuitforge.checkpoints.experiment_settings`): the TensorBoard logger is pointed back at its
+version folder, so the resumed run keeps writing its events, checkpoints and results where the
+interrupted one left them. A fit run continues from its checkpoint; a predict run that saves
+snapshots (the atlas, the explanation sweep) from its snapshots. `--ckpt_path FILE` resumes that
+checkpoint (`--ckpt_path FOLDER`: that version folder's snapshots) if its settings are this
+command line's. Either way a differing setting is refused with both values named
+(`lightning_modules/resume.py`).
 """
 
 from __future__ import annotations
@@ -27,13 +31,21 @@ from callbacks.epoch_checkpoint import EpochCheckpoint  # noqa: E402
 from callbacks.experiment_settings import ExperimentSettingsRecord  # noqa: E402
 from circuitforge.atomic_files import remove_stale_temporaries  # noqa: E402
 from circuitforge.checkpoints import experiment_settings  # noqa: E402
+from circuitforge.model.spec import FrozenModelSpec  # noqa: E402
 from lightning_modules.cli_input import (  # noqa: E402
     our_error,
     refuse_non_finite_settings,
     restore_command_line_nulls,
     run_from_command_line,
 )
-from lightning_modules.resume import check_checkpoint_file, find_last  # noqa: E402
+from lightning_modules.resume import (  # noqa: E402
+    PROCESSES,
+    SnapshotRun,
+    check_checkpoint_file,
+    check_snapshot_folder,
+    find_last,
+    refuse_removed_flags,
+)
 
 
 class CircuitForgeCLI(LightningCLI):
@@ -51,6 +63,7 @@ class CircuitForgeCLI(LightningCLI):
         )
 
     def parse_arguments(self, parser, args) -> None:
+        refuse_removed_flags(sys.argv[1:] if args is None else args)
         super().parse_arguments(parser, args)
         restore_command_line_nulls(self.config, sys.argv[1:] if args is None else args)
         refuse_non_finite_settings(self.config)
@@ -65,25 +78,41 @@ class CircuitForgeCLI(LightningCLI):
         if self.subcommand is None:
             return
         dumped = self.parser.dump(self.config, skip_link_targets=False, skip_none=False)
-        self.settings = experiment_settings(yaml.safe_load(dumped)[self.subcommand])
+        spec = getattr(self.model, "spec", None)
+        weights = spec.identity() if isinstance(spec, FrozenModelSpec) else None
+        self.settings = experiment_settings(yaml.safe_load(dumped)[self.subcommand], weights)
+        if isinstance(self.model, SnapshotRun):  # each process's snapshot holds its share
+            self.settings[PROCESSES] = self.trainer.world_size
+            self.model.run_record = {"subcommand": self.subcommand, "settings": self.settings}
         self.trainer.callbacks.append(ExperimentSettingsRecord(self.subcommand, self.settings))
 
     def resolve_ckpt_path(self) -> None:
         ckpt_path = self.config_init[self.subcommand].get("ckpt_path")
         if ckpt_path is None or ckpt_path in ("best", "hpc", "registry"):
             return
+        snapshots = self.model.SNAPSHOTS if isinstance(self.model, SnapshotRun) else None
+        if snapshots is not None and self.subcommand != "predict":
+            snapshots = None  # its snapshots are a predict run's progress
         if ckpt_path == "last":
             logger = self.trainer.logger
             if not isinstance(logger, TensorBoardLogger):
                 raise ValueError("--ckpt_path last needs the TensorBoard logger of the run")
-            found = find_last(Path(logger.root_dir), self.settings, self.subcommand)
+            found = find_last(Path(logger.root_dir), self.settings, self.subcommand, snapshots)
+            assert found.version_folder is not None
             version = found.version_folder.name.removeprefix("version_")
             logger._version = int(version) if version.isdigit() else found.version_folder.name
-            for sub in ("checkpoints", "results", "atlas_snapshot"):
+            for sub in ("checkpoints", "results", *([snapshots] if snapshots else [])):
                 remove_stale_temporaries(found.version_folder / sub)
+        elif snapshots is not None:
+            found = check_snapshot_folder(Path(ckpt_path), self.settings, snapshots)
         else:
             found = check_checkpoint_file(Path(ckpt_path), self.settings, self.subcommand)
-        self.config_init[self.subcommand]["ckpt_path"] = str(found.path)
+        if snapshots is not None:  # the run continues from its snapshots, not a checkpoint
+            assert isinstance(self.model, SnapshotRun)
+            self.model.resume_folder = found.path
+            self.config_init[self.subcommand]["ckpt_path"] = None
+        else:
+            self.config_init[self.subcommand]["ckpt_path"] = str(found.path)
 
     before_fit = before_validate = before_test = before_predict = resolve_ckpt_path
 

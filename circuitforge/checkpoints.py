@@ -1,9 +1,10 @@
 """Reading checkpoints safely, finding the one to resume, and comparing experiment settings.
 
-A checkpoint written by `train.py` carries the experiment's settings (`EXPERIMENT_CONFIG`: the
-parsed config, less what does not change the result, `experiment_settings`). A resume compares
-them with the command line's and refuses any difference, naming both values: the checkpoint never
-silently replaces what the user asked for.
+What a run is: its settings (`experiment_settings`: the parsed config, less what does not change
+the result, plus the digest of the frozen model's weights). `train.py` writes them as the run's
+record (`EXPERIMENT_CONFIG`) into every checkpoint of a fit run and every snapshot of a predict
+run (atlas, explanation sweep). A resume compares them with the command line's and refuses any
+difference, naming both values: the checkpoint never silently replaces what the user asked for.
 """
 
 from __future__ import annotations
@@ -41,7 +42,12 @@ NOT_PART_OF_THE_RESULT = (
     "trainer.profiler",
     "data.init_args.cache_dir",
     "data.init_args.num_workers",
+    "model.init_args.snapshot_every_n_batches",  # how often progress is saved
+    "model.init_args.snapshot_every_n_steps",
 )
+# The digest of the frozen model's weights (`FrozenModelSpec.identity`): the config names a file
+# or a directory, this says what was in it.
+MODEL_WEIGHTS = "model.weights"
 # Callbacks that only display or time a run.
 OBSERVER_CALLBACKS = (
     "lightning.pytorch.callbacks.TQDMProgressBar",
@@ -132,8 +138,9 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
-def experiment_settings(config: dict) -> dict[str, Any]:
-    """The settings of a parsed config (one subcommand's) that change what the run computes."""
+def experiment_settings(config: dict, model_weights: str | None = None) -> dict[str, Any]:
+    """What a run is: the settings of a parsed config (one subcommand's) that change what the
+    run computes, and the digest of its frozen model's weights when it has one."""
     config = dict(config)
     trainer = dict(config.get("trainer") or {})
     callbacks = trainer.get("callbacks") or []
@@ -142,18 +149,23 @@ def experiment_settings(config: dict) -> dict[str, Any]:
     trainer["callbacks"] = [c for c in callbacks if not _observer(c)]
     config["trainer"] = trainer
     flat = flatten(config)
-    return {
+    settings = {
         k: v
         for k, v in flat.items()
         if not any(k == e or k.startswith((e + ".", e + "[")) for e in NOT_PART_OF_THE_RESULT)
     }
+    if model_weights is not None:
+        settings[MODEL_WEIGHTS] = model_weights
+    return settings
 
 
 def _observer(callback: Any) -> bool:
     return isinstance(callback, dict) and callback.get("class_path") in OBSERVER_CALLBACKS
 
 
-def setting_differences(saved: dict[str, Any], mine: dict[str, Any]) -> list[str]:
+def setting_differences(
+    saved: dict[str, Any], mine: dict[str, Any], saved_in: str = "checkpoint"
+) -> list[str]:
     """`key: checkpoint A, command line B` for every setting that differs."""
     missing = object()
     lines = []
@@ -161,5 +173,5 @@ def setting_differences(saved: dict[str, Any], mine: dict[str, Any]) -> list[str
         a, b = saved.get(key, missing), mine.get(key, missing)
         if a != b:
             show = [("(not set)" if v is missing else repr(v)) for v in (a, b)]
-            lines.append(f"{key}: checkpoint {show[0]}, command line {show[1]}")
+            lines.append(f"{key}: {saved_in} {show[0]}, command line {show[1]}")
     return lines

@@ -5,7 +5,9 @@ step runs the frozen model up to the profiled layer (`stop_at_layer`) on one bat
 documents and folds the activations into a `NeuronProfile` (exact top-k contexts, mean,
 fraction active), so memory stays O(k x units) however large the corpus. Under a distributed
 strategy (`strategy: ddp`) each process profiles its shard and the profiles are all-gathered
-and merged exactly at the epoch end. The `AtlasExport` callback writes the result.
+and merged exactly at the epoch end. The `AtlasExport` callback writes the result. Every
+`snapshot_every_n_batches` each process saves its profile so far (`circuitforge.atlas.snapshot`);
+an interrupted atlas continues from them with its command line and `--ckpt_path last`.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from transformer_lens import HookedTransformer
 
 from circuitforge.atlas.documents import DocumentBatch
 from circuitforge.atlas.profile import NeuronProfile, check_id_space
-from circuitforge.atlas.snapshot import read_snapshot, write_snapshot
+from circuitforge.atlas.snapshot import FOLDER, read_snapshot, snapshot_path, write_snapshot
 from circuitforge.model.placement import DevicePlan, place_model
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
 from lightning_modules.frozen_holder import Unregistered
 from lightning_modules.frozen_model_strategy import FrozenModelStrategy
+from lightning_modules.resume import SnapshotRun, check_snapshot
 
 
 def profiled_hook(model: HookedTransformer, layer: int, hook: str) -> str:
@@ -62,8 +65,9 @@ def hook_width(model: HookedTransformer, name: str) -> int:
     return seen["w"]
 
 
-class ActivationAtlasModule(L.LightningModule):
+class ActivationAtlasModule(SnapshotRun, L.LightningModule):
     EXPERIMENT = "activation_atlas"
+    SNAPSHOTS = FOLDER
 
     def __init__(
         self,
@@ -74,7 +78,6 @@ class ActivationAtlasModule(L.LightningModule):
         active_threshold: float = 0.0,
         skip_bos: bool = True,
         snapshot_every_n_batches: int = 50,
-        resume_from: str | None = None,
     ) -> None:
         """Args:
         model: the frozen language model.
@@ -84,10 +87,8 @@ class ActivationAtlasModule(L.LightningModule):
         active_threshold: a unit is active on a token when its activation exceeds this.
         skip_bos: leave `<bos>` out of the top-k and the statistics.
         snapshot_every_n_batches: every n batches each process writes its profile so far to
-            `{log_dir}/atlas_snapshot/rank_{r}.pt` (0: never).
-        resume_from: the `log_dir` of an interrupted atlas run (a `*` picks the newest match):
-            its snapshots are loaded and the batches they cover are skipped. The run must have
-            the same model, hook, k, data and number of processes.
+            `{log_dir}/atlas_snapshot/rank_{r}.pt` (0: never). `--ckpt_path last` continues
+            an interrupted run from them, skipping the batches they cover.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -99,7 +100,7 @@ class ActivationAtlasModule(L.LightningModule):
         self.hook_name = profiled_hook(frozen, layer, hook)
         self.units = hook_width(frozen, self.hook_name)
         self._frozen = Unregistered(frozen)
-        self.snapshot_every, self.resume_from = snapshot_every_n_batches, resume_from
+        self.snapshot_every = snapshot_every_n_batches
         self.profile: NeuronProfile | None = None
         self.stride = 0  # positions per document in the global token ids (max_tokens)
         self.batches_done = 0  # batches already in the profile (a resumed run skips them)
@@ -132,27 +133,16 @@ class ActivationAtlasModule(L.LightningModule):
         self.profile = NeuronProfile.empty(self.k, self.units, self.device)
         self.batches_done = 0
         log_dir = self.trainer.log_dir  # a collective under ddp: every process asks
-        self.snapshots = Path(log_dir or self.trainer.default_root_dir) / "atlas_snapshot"
-        if self.resume_from is not None:
-            found = read_snapshot(self.resume_from, self.global_rank, self.run_identity())
+        self.snapshots = Path(log_dir or self.trainer.default_root_dir) / FOLDER
+        if self.resume_folder is not None:  # --ckpt_path: the interrupted run's snapshots
+            rank = self.global_rank
+            found = read_snapshot(self.resume_folder, rank)
+            check_snapshot(snapshot_path(self.resume_folder, rank), found, self.run_record)
             self.profile = NeuronProfile.from_tensors(
                 {k: v.to(self.device) for k, v in found["profile"].items()}
             )
             self.batches_done = found["batches_done"]
-
-    def run_identity(self) -> dict:
-        """What a snapshot must share with the run that resumes from it."""
-        data = self.trainer.datamodule
-        return {
-            "model": self.spec.identity(),
-            "hook_name": self.hook_name,
-            "k": self.k,
-            "active_threshold": self.active_threshold,
-            "skip_bos": self.skip_bos,
-            "data": data.describe(),
-            "batch_size": data.batch_size,
-            "processes": self.trainer.world_size,
-        }
+            self.resume_folder = None  # a second predict profiles everything again
 
     def predict_step(self, batch: DocumentBatch, batch_idx: int) -> None:
         assert self.profile is not None
@@ -186,7 +176,7 @@ class ActivationAtlasModule(L.LightningModule):
     def write_snapshot(self) -> None:
         assert self.profile is not None and self.snapshots is not None
         write_snapshot(
-            self.snapshots, self.global_rank, self.run_identity(), self.profile, self.batches_done
+            self.snapshots, self.global_rank, self.run_record, self.profile, self.batches_done
         )
 
     def on_predict_epoch_end(self) -> None:

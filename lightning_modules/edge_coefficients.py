@@ -24,7 +24,6 @@ from circuitforge.edges.masked_forward import ABLATIONS, Ablation, MaskedForward
 from circuitforge.edges.objectives import keep_metric_for, kl_to_full, logit_difference
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
 from circuitforge.numerics import check_finite
-from lightning_modules.checkpoint_identity import check_checkpoint_identity
 from lightning_modules.frozen_holder import Unregistered
 
 Objective = Literal["logit_diff", "kl", "mse"]
@@ -114,15 +113,6 @@ class EdgeCoefficientsModule(L.LightningModule):
     @property
     def injection_layer(self) -> int:
         return 0
-
-    def experiment_identity(self) -> dict:
-        return {
-            "experiment": self.EXPERIMENT,
-            "model": self.spec.identity(),
-            "model_source": self.spec.describe(),
-            "graph": self.graph.describe(),
-            "parameterisation": self.kind,
-        }
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -214,10 +204,3 @@ class EdgeCoefficientsModule(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam([self.theta], lr=self.lr)
-
-    # --- checkpoints ---------------------------------------------------------------------------
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["circuitforge"] = self.experiment_identity()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        check_checkpoint_identity(checkpoint, self.experiment_identity())

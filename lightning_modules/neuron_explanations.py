@@ -8,14 +8,14 @@ one chunk of B neurons (`NeuronBatchDataModule`) and
 2. decodes them with the Patchscope, reads their SAE features, and scores both views
    (`circuitforge.explanations.chunk`, `scores`).
 The vectors are the only thing optimised; the model is frozen. Progress is written after every
-step (`circuitforge.explanations.snapshot`): `resume_from` continues an interrupted sweep
-with nothing redone. Under ddp each process takes every world-th chunk and the rows are merged
-on process 0 at the end. `NeuronExplanationExport` writes the results.
+step (`circuitforge.explanations.snapshot`): the same command line with `--ckpt_path last`
+continues an interrupted sweep with nothing redone. Under ddp each process takes every
+world-th chunk and the rows are merged on process 0 at the end. `NeuronExplanationExport`
+writes the results.
 """
 
 from __future__ import annotations
 
-import inspect
 import time
 from pathlib import Path
 
@@ -38,7 +38,12 @@ from circuitforge.explanations.optimise import (
 )
 from circuitforge.explanations.scores import other_neuron
 from circuitforge.explanations.shards import shard
-from circuitforge.explanations.snapshot import read_progress, write_progress
+from circuitforge.explanations.snapshot import (
+    FOLDER,
+    read_progress,
+    snapshot_path,
+    write_progress,
+)
 from circuitforge.model.placement import DevicePlan, place_model
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
 from circuitforge.numerics import require_at_least_one
@@ -49,10 +54,12 @@ from circuitforge.patchscope.word_residuals import vocabulary_words, word_residu
 from circuitforge.sae.matching import MatchedSAE, SAESource, load_matching_sae
 from lightning_modules.frozen_holder import Unregistered
 from lightning_modules.frozen_model_strategy import FrozenModelStrategy
+from lightning_modules.resume import SnapshotRun, check_snapshot
 
 
-class NeuronExplanationModule(L.LightningModule):
+class NeuronExplanationModule(SnapshotRun, L.LightningModule):
     EXPERIMENT = "neuron_explanations"
+    SNAPSHOTS = FOLDER
 
     def __init__(
         self,
@@ -74,7 +81,6 @@ class NeuronExplanationModule(L.LightningModule):
         decode_batch_size: int = 64,
         top_k: int = 10,
         snapshot_every_n_steps: int = 1,
-        resume_from: str | None = None,
     ) -> None:
         """Args:
         model: the frozen language model.
@@ -95,9 +101,8 @@ class NeuronExplanationModule(L.LightningModule):
         top_k: SAE features compared (X's, by increase over the baseline; the contexts', by
             the increase of their mean over that of 64 random neurons' contexts).
         snapshot_every_n_steps: write progress every n optimisation steps (and after every
-            chunk); 0: only after chunks.
-        resume_from: the `log_dir` of an interrupted sweep (a `*` picks the newest): its
-            finished neurons are kept and its chunk under way continues from its last step.
+            chunk); 0: only after chunks. `--ckpt_path last` continues an interrupted sweep:
+            its finished neurons are kept and its chunk under way continues from its last step.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -111,11 +116,7 @@ class NeuronExplanationModule(L.LightningModule):
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: at least one, each once; got {self.seeds}")
         self.init_noise, self.steps, self.lr, self.n_words = init_noise, steps, lr, n_words
-        self.top_k, self.snapshot_every, self.resume_from = (
-            top_k,
-            snapshot_every_n_steps,
-            resume_from,
-        )
+        self.top_k, self.snapshot_every = top_k, snapshot_every_n_steps
         frozen = load_frozen_model(model)
         check_layers_and_neurons(frozen, source_layer, target_layer, [0])
         self.prompt = locate_placeholder(frozen, prompt, placeholder)
@@ -164,22 +165,6 @@ class NeuronExplanationModule(L.LightningModule):
         self.typical_norm = float(table.norm(dim=-1).mean())
         self.context_reference = reference_features(model, self.view, self.matched)
 
-    def identity(self) -> dict:
-        """What a snapshot must share with the run that resumes from it: every argument of
-        this class but where progress goes, the data's neurons and chunks, the process count."""
-        settings = {
-            f"model.{k}": str(self.hparams[k])
-            for k in inspect.signature(NeuronExplanationModule.__init__).parameters
-            if k in self.hparams and k not in ("self", "resume_from", "snapshot_every_n_steps")
-        }
-        settings["model.model"] = self.spec.identity()
-        return {
-            "experiment": self.EXPERIMENT,
-            **settings,
-            **{f"data.{k}": v for k, v in self.trainer.datamodule.describe().items()},
-            "processes": self.trainer.world_size,
-        }
-
     @property
     def objective(self) -> NeuronObjective:
         if self._objective is None:
@@ -193,11 +178,14 @@ class NeuronExplanationModule(L.LightningModule):
         log_dir = self.trainer.log_dir  # a collective under ddp: every process asks
         self.log_dir = Path(log_dir or self.trainer.default_root_dir)
         self.rows, self.in_progress, self.timings = {}, None, []
-        if self.resume_from is not None:
-            found = read_progress(self.resume_from, self.global_rank, self.identity())
+        if self.resume_folder is not None:  # --ckpt_path: the interrupted sweep's progress
+            rank = self.global_rank
+            found = read_progress(self.resume_folder, rank)
+            check_snapshot(snapshot_path(self.resume_folder, rank), found, self.run_record)
             self.rows = {r["neuron"]: r for r in found["rows"]}
             if found["in_progress"] is not None:
                 self.in_progress = ChunkState.from_dict(found["in_progress"])
+            self.resume_folder = None  # a second predict explains everything again
         # the observed side of this process's neurons still to do, in one pass over the corpus
         every = self.trainer.datamodule.chunks()
         chunks = [every[i] for i in shard(len(every), self.global_rank, self.trainer.world_size)]
@@ -278,7 +266,11 @@ class NeuronExplanationModule(L.LightningModule):
         assert self.log_dir is not None
         in_progress = None if self.in_progress is None else self.in_progress.to_dict()
         write_progress(
-            self.log_dir, self.global_rank, self.identity(), list(self.rows.values()), in_progress
+            self.log_dir / FOLDER,
+            self.global_rank,
+            self.run_record,
+            list(self.rows.values()),
+            in_progress,
         )
 
     def on_predict_epoch_end(self) -> None:
@@ -288,7 +280,7 @@ class NeuronExplanationModule(L.LightningModule):
             if self.trainer.is_global_zero:
                 assert self.log_dir is not None
                 for rank in range(1, self.trainer.world_size):
-                    for row in read_progress(self.log_dir, rank, self.identity())["rows"]:
+                    for row in read_progress(self.log_dir / FOLDER, rank)["rows"]:
                         self.rows[row["neuron"]] = row
 
     def merged_rows(self) -> list[dict]:

@@ -29,7 +29,6 @@ from circuitforge.patchscope.objective import (
 )
 from circuitforge.patchscope.prompt import locate_placeholder
 from circuitforge.patchscope.word_residuals import vocabulary_words, word_residuals
-from lightning_modules.checkpoint_identity import check_checkpoint_identity
 from lightning_modules.frozen_holder import Unregistered
 
 
@@ -139,19 +138,6 @@ class ResidualVectorModule(L.LightningModule):
     def vector_names(self) -> list[str]:
         return [f"neuron{n}_seed{s}" for n, s in zip(self.vector_neurons, self.vector_seeds)]
 
-    def experiment_identity(self) -> dict:
-        return {
-            "experiment": self.EXPERIMENT,
-            "model": self.spec.identity(),
-            "model_source": self.spec.describe(),
-            "source_layer": self.source_layer,
-            "target_layer": self.target_layer,
-            "neurons": self.vector_neurons,
-            "seeds": self.vector_seeds,
-            "prompt": self.prompt.text,
-            "baseline": self.baseline_source,
-        }
-
     # --- set-up ------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -245,9 +231,7 @@ class ResidualVectorModule(L.LightningModule):
 
     # --- checkpoints ---------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["circuitforge"] = self.experiment_identity()
         checkpoint["activation_history"] = self.activation_history
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        check_checkpoint_identity(checkpoint, self.experiment_identity())
         self.activation_history = list(checkpoint.get("activation_history", []))

@@ -9,12 +9,14 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import lightning as L
 import numpy as np
 import pytest
 import torch
 
+from circuitforge.atlas.profile import NeuronProfile
 from circuitforge.data.texts import load_texts
 from tests.conftest import (
     BATCH,
@@ -150,19 +152,62 @@ class CrashAtBatch(L.Callback):
             raise RuntimeError("interrupted")
 
 
-def test_an_interrupted_atlas_resumes_from_its_snapshot(atlas, tmp_path):
+def profiled_batches(monkeypatch) -> list[int]:
+    """Counts the batches folded into an atlas profile from now on."""
+    seen: list[int] = []
+    update = NeuronProfile.update
+
+    def counting(self, *args, **kwargs):
+        seen.append(1)
+        return update(self, *args, **kwargs)
+
+    monkeypatch.setattr(NeuronProfile, "update", counting)
+    return seen
+
+
+def test_ckpt_path_last_resumes_an_interrupted_atlas_bit_identically(
+    atlas, tmp_path, capsys, monkeypatch
+):
+    crash = '{"class_path": "tests.test_atlas_runs.CrashAtBatch", "init_args": {"batch": 3}}'
+    snapshots = "--model.init_args.snapshot_every_n_batches=2"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        main(atlas_args(tmp_path, snapshots, f"--trainer.callbacks+={crash}"))
+    (interrupted,) = tmp_path.glob("*/version_*")
+    assert not (interrupted / "results").exists()
+    with pytest.raises(ValueError) as refused:
+        main(atlas_args(tmp_path, "--ckpt_path=last", "--model.init_args.k=5"))
+    assert "model.init_args.k: snapshot 10, command line 5" in str(refused.value)
+    profiled = profiled_batches(monkeypatch)
+    resumed = main(atlas_args(tmp_path, "--ckpt_path=last"))  # without the crash
+    assert f"resuming {interrupted / 'atlas_snapshot'}" in capsys.readouterr().err
+    assert Path(resumed.trainer.log_dir) == interrupted  # the same version folder
+    assert resumed.model.batches_done == 5 and len(profiled) == 3  # 2 were in the snapshot
+    assert json.loads(results_of(tmp_path).read_text())["neurons"] == atlas["neurons"]
+
+
+def test_ckpt_path_folder_continues_its_snapshots_in_a_new_run(atlas, tmp_path, monkeypatch):
     crash = '{"class_path": "tests.test_atlas_runs.CrashAtBatch", "init_args": {"batch": 3}}'
     snapshots = "--model.init_args.snapshot_every_n_batches=2"
     with pytest.raises(RuntimeError, match="interrupted"):
         main(atlas_args(tmp_path / "a", snapshots, f"--trainer.callbacks+={crash}"))
     (interrupted,) = (tmp_path / "a").glob("*/version_*")
-    assert not (interrupted / "results").exists()
-    resume = f"--model.init_args.resume_from={interrupted}"
-    with pytest.raises(ValueError, match=r"differs in \['k'\]"):
-        main(atlas_args(tmp_path / "b", resume, "--model.init_args.k=5"))
-    resumed = main(atlas_args(tmp_path / "c", resume))
-    assert resumed.model.batches_done == 5
-    assert json.loads(results_of(tmp_path / "c").read_text())["neurons"] == atlas["neurons"]
+    with pytest.raises(ValueError, match="processes: snapshot 1, command line 2"):
+        main(atlas_args(tmp_path / "b", f"--ckpt_path={interrupted}", "--trainer.devices=2",
+                        "--trainer.strategy=ddp"))  # fmt: skip
+    profiled = profiled_batches(monkeypatch)
+    main(atlas_args(tmp_path / "b", f"--ckpt_path={interrupted}"))
+    assert len(profiled) == 3
+    assert json.loads(results_of(tmp_path / "b").read_text())["neurons"] == atlas["neurons"]
+
+
+def test_the_removed_resume_from_flag_is_refused_naming_ckpt_path_last(tmp_path):
+    with pytest.raises(ValueError, match=r"^resume_from is gone: .*--ckpt_path last") as refused:
+        main(atlas_args(tmp_path, f"--model.init_args.resume_from={tmp_path}"))
+    assert "\n" not in str(refused.value)  # one line
+    config = tmp_path / "old.yaml"
+    config.write_text(f"model:\n  init_args:\n    resume_from: {tmp_path}\n")
+    with pytest.raises(ValueError, match="--ckpt_path last"):
+        main(atlas_args(tmp_path, "--config", str(config)))
 
 
 def test_a_second_predict_profiles_everything_again(tmp_path):

@@ -148,19 +148,31 @@ class CrashingExplanations(NeuronExplanationModule):
             raise RuntimeError("interrupted")
 
 
-def test_an_interrupted_sweep_resumes_with_nothing_redone(sweep, demo_atlas_path, tmp_path):
+def test_ckpt_path_last_resumes_an_interrupted_sweep_with_nothing_redone(
+    sweep, demo_atlas_path, tmp_path
+):
     _, uninterrupted = sweep
-    crashing = ["--model.class_path=tests.test_neuron_explanations.CrashingExplanations"]
+    crashing = [  # the resumed run has the same command line: it does 3 steps, never 9
+        "--model.class_path=tests.test_neuron_explanations.CrashingExplanations",
+        "--model.init_args.crash_at=9",
+    ]
     with pytest.raises(RuntimeError, match="interrupted"):  # in chunk 2 (after 6 + 3 steps)
-        main(sweep_args(tmp_path / "a", demo_atlas_path, *crashing, "--model.init_args.crash_at=9"))
-    (interrupted,) = (tmp_path / "a").glob("*/version_*")
+        main(sweep_args(tmp_path, demo_atlas_path, *crashing))
+    (interrupted,) = tmp_path.glob("*/version_*")
     assert not (interrupted / "results").exists()
-    resume = f"--model.init_args.resume_from={interrupted}"
-    with pytest.raises(ValueError, match="differs in"):
-        main(sweep_args(tmp_path / "b", demo_atlas_path, resume, "--model.init_args.steps=7"))
-    cli = main(sweep_args(tmp_path / "c", demo_atlas_path, *crashing, resume))
+    with pytest.raises(ValueError) as refused:
+        main(sweep_args(tmp_path, demo_atlas_path, *crashing, "--model.init_args.steps=7",
+                        "--ckpt_path=last"))  # fmt: skip
+    assert "model.init_args.steps: snapshot 6, command line 7" in str(refused.value)
+    cli = main(sweep_args(tmp_path, demo_atlas_path, *crashing, "--ckpt_path=last"))
+    assert cli.trainer.log_dir == str(interrupted)  # the same version folder
     assert cli.model.steps_done == 3  # chunk 2's last 3 steps; chunk 1 was done
-    assert results(tmp_path / "c")["rows"] == uninterrupted["rows"]
+    assert results(tmp_path)["rows"] == uninterrupted["rows"]
+
+
+def test_the_removed_resume_from_flag_is_refused_naming_ckpt_path_last(demo_atlas_path, tmp_path):
+    with pytest.raises(ValueError, match=r"^resume_from is gone: .*--ckpt_path last"):
+        main(sweep_args(tmp_path, demo_atlas_path, f"--model.init_args.resume_from={tmp_path}"))
 
 
 def test_two_ddp_processes_give_the_same_rows(sweep, demo_atlas_path, tmp_path):
