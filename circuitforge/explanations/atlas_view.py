@@ -15,7 +15,7 @@ from circuitforge.atlas.documents import DocumentFormat
 from circuitforge.atlas.vector_x import load_atlas
 from circuitforge.data.padding import right_padded
 from circuitforge.data.texts import load_texts
-from circuitforge.patchscope.objective import mlp_post_hook_name
+from circuitforge.model import hooks
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def read_atlas(path: str | Path, layer: int, d_mlp: int) -> AtlasView:
     """`atlas.json` (or the shipped `.json.gz`) of `blocks.{layer}.mlp.hook_post`, checked to
     profile that hook with one entry per neuron. A `*` in `path` picks the newest match."""
     path, atlas = load_atlas(path)
-    hook = mlp_post_hook_name(layer)
+    hook = hooks.mlp_post(layer)
     if atlas.get("hook_name") != hook:
         raise ValueError(f"{path} profiles {atlas.get('hook_name')!r}, not {hook!r}")
     neurons = {int(k): v for k, v in atlas["neurons"].items()}

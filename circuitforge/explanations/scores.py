@@ -21,7 +21,7 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from circuitforge.patchscope.objective import mlp_post_hook_name
+from circuitforge.model import hooks
 
 
 @torch.no_grad()
@@ -32,7 +32,7 @@ def text_maxima(
     itself left out; an empty text gives -inf)."""
     tokenizer = model.tokenizer
     rows: list[Tensor] = []
-    name = mlp_post_hook_name(layer)
+    name = hooks.mlp_post(layer)
     for start in range(0, len(texts), batch_size):
         chunk = texts[start : start + batch_size]
         ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in chunk]
