@@ -20,6 +20,7 @@ from transformer_lens import HookedTransformer
 
 from circuitforge.edges import parameterisation as param
 from circuitforge.edges.graph import EdgeGraph, GraphShape
+from circuitforge.edges.keep_rule import KeepRule
 from circuitforge.edges.masked_forward import ABLATIONS, Ablation, MaskedForward, dense_coefficients
 from circuitforge.edges.objectives import keep_metric_for, kl_to_full, logit_difference
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
@@ -128,6 +129,17 @@ class EdgeCoefficientsModule(L.LightningModule):
     def scores(self) -> torch.Tensor:
         """Higher = more in the circuit: the parameter itself (monotone in the coefficient)."""
         return self.theta.detach().clone()
+
+    @property
+    def keep_rule(self) -> KeepRule:
+        """How the discrete circuit is chosen from `scores` (read by `CircuitExport`)."""
+        return KeepRule(
+            n_edges=self.keep_edges,
+            max_distance=self.keep_kl,
+            threshold=self.keep_threshold,
+            metric=self.keep_metric,  # type: ignore[arg-type]  # checked: kl or mse
+            prune=self.prune_kept,
+        )
 
     # --- optimisation ------------------------------------------------------------------------
     def _full_model(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:

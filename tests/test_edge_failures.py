@@ -56,13 +56,10 @@ def test_pruning_one_at_a_time_recovers_the_truth_from_scores_that_rank_it_last(
 
     import torch
 
-    from circuitforge.edges.evaluation import (
-        PreparedBatch,
-        prune_one_at_a_time,
-        smallest_faithful_circuit,
-    )
     from circuitforge.edges.graph import EdgeGraph, GraphShape
+    from circuitforge.edges.keep_rule import prune_one_at_a_time, smallest_faithful_circuit
     from circuitforge.edges.masked_forward import MaskedForward
+    from circuitforge.edges.prepared import PreparedBatch
     from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
     from circuitforge.tasks.tracr_task import length_batches, tracr_pairs
     from datamodules.prompt_pairs import _Pairs, collate

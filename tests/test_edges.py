@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from circuitforge.edges.discrete import prune_dead_ends
-from circuitforge.edges.evaluation import area_metrics
+from circuitforge.edges.faithfulness import area_metrics
 from circuitforge.edges.graph import EdgeGraph, GraphShape, Node
 from circuitforge.edges.masked_forward import MaskedForward, dense_coefficients
 from circuitforge.edges.reference import PassByPassForward

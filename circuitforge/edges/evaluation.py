@@ -1,125 +1,31 @@
-"""Evaluate coefficient vectors (discrete circuits, sweeps) and score edges by attribution.
+"""A scored edge graph, evaluated: the discrete circuit, its faithfulness, MIB's curve, EAP at
+the same size, and the match with a known circuit.
 
-A `Batch` is a dict of `clean`, `corrupt`, `read`, `answer`, `wrong_answer` tensors (see
-`circuitforge.tasks.prompt_pairs`). Everything here runs the one-pass masked forward.
+`evaluate_circuit` is the one entry: a pure function of the masked forward, the prepared pairs,
+the scores and coefficients and the keep rule, returning a `CircuitEvaluation` (`to_json()` is
+the `circuit.json` written by `callbacks/circuit_export.py`). Its parts live beside it:
+`prepared.py` (pairs and one circuit's metrics), `keep_rule.py` (which edges are kept),
+`faithfulness.py` (MIB's curve, CPR, CMD), `ground_truth.py` (the match).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
-from circuitforge.edges.discrete import prune_dead_ends, top_edges
-from circuitforge.edges.masked_forward import Ablation, MaskedForward, dense_coefficients
-from circuitforge.edges.objectives import (
-    faithfulness,
-    kl_to_full,
-    logit_difference,
-    read_log_probs,
-    squared_error_to_full,
-)
+from circuitforge.edges.discrete import node_names, prune_dead_ends, top_edges
+from circuitforge.edges.export import edge_rows
+from circuitforge.edges.faithfulness import MIB_FRACTIONS, faithfulness_sweep
+from circuitforge.edges.ground_truth import GroundTruthMatch, ground_truth_match
+from circuitforge.edges.keep_rule import KeepRule, discrete_circuit
+from circuitforge.edges.masked_forward import MaskedForward, dense_coefficients
+from circuitforge.edges.objectives import read_log_probs
+from circuitforge.edges.prepared import PreparedBatch, empty_distance, evaluate_coefficients
 
-MIB_FRACTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
-
-
-class PreparedBatch:
-    """A batch with its ablation run and the full model's outputs, computed once."""
-
-    def __init__(self, forward: MaskedForward, batch: dict, ablation: Ablation) -> None:
-        self.batch = batch
-        clean_run, clean_logits = forward.record(batch["clean"])
-        corrupt_run, _ = (
-            forward.record(batch["corrupt"]) if ablation == "interchange" else (None, None)
-        )
-        self.ablated = forward.ablation(ablation, clean_run, corrupt_run)
-        self.full_log_probs = read_log_probs(clean_logits, batch["read"])
-        self.full_outputs = clean_logits[batch["read"]].float()
-        self.has_answer = bool((batch["answer"] >= 0).all())
-        with torch.no_grad():
-            empty = forward(batch["clean"], self.ablated, self._grid(forward, 0.0))
-        self.empty_kl = kl_to_full(self.full_log_probs, empty, batch["read"])
-        self.empty_mse = squared_error_to_full(self.full_outputs, empty, batch["read"])
-        if self.has_answer:
-            self.full_ld = self.logit_diff(clean_logits)
-            self.empty_ld = self.logit_diff(empty)
-
-    @staticmethod
-    def _grid(forward: MaskedForward, value: float) -> Tensor:
-        n = len(forward.graph.edges)
-        return dense_coefficients(forward.graph, torch.full((n,), value))
-
-    def logit_diff(self, logits: Tensor) -> Tensor:
-        b = self.batch
-        return logit_difference(logits, b["read"], b["answer"], b["wrong_answer"])
-
-
-@torch.no_grad()
-def evaluate_coefficients(
-    forward: MaskedForward, prepared: list[PreparedBatch], coefficients: Float[Tensor, " edge"]
-) -> dict[str, float]:
-    """KL and mean squared output error to the full model, and (with answers) logit difference
-    and its recovered fraction."""
-    grid = dense_coefficients(forward.graph, coefficients.float())
-    kl, mse, ld, full, empty = [], [], [], [], []
-    for p in prepared:
-        logits = forward(p.batch["clean"], p.ablated, grid)
-        kl.append(kl_to_full(p.full_log_probs, logits, p.batch["read"]))
-        mse.append(squared_error_to_full(p.full_outputs, logits, p.batch["read"]))
-        if p.has_answer:
-            ld.append(p.logit_diff(logits))
-            full.append(p.full_ld)
-            empty.append(p.empty_ld)
-    out = {"kl": torch.cat(kl).mean().item(), "mse": torch.cat(mse).mean().item()}
-    if ld:
-        m_c, m_f, m_e = (torch.cat(x).mean() for x in (ld, full, empty))
-        out |= {
-            "logit_diff": m_c.item(),
-            "logit_diff_full": m_f.item(),
-            "logit_diff_empty": m_e.item(),
-            "logit_diff_recovered": faithfulness(m_c, m_f, m_e).item(),
-        }
-    return out
-
-
-def empty_distance(prepared: list[PreparedBatch], metric: str) -> float:
-    """The keep metric (kl or mse) of the empty circuit: what the full model is told apart by."""
-    values = [p.empty_kl if metric == "kl" else p.empty_mse for p in prepared]
-    return torch.cat(values).mean().item()
-
-
-def faithfulness_sweep(
-    forward: MaskedForward,
-    prepared: list[PreparedBatch],
-    scores: Float[Tensor, " edge"],
-    fractions: tuple[float, ...] = MIB_FRACTIONS,
-    metric: str = "kl",
-) -> dict:
-    """MIB's curve: keep the top fraction of edges by score, faithfulness of each circuit.
-
-    CPR = area under faithfulness(fraction) (trapezoid, higher is better), CMD = area under
-    |1 - faithfulness| (lower is better), both over fractions 0.001..1 on a linear axis.
-    Faithfulness is the recovered logit difference, or without answers 1 - d/d(empty) with d
-    the `metric` (KL, or MSE for numerical outputs).
-    """
-    points = []
-    for fraction in fractions:
-        keep = top_edges(scores, round(fraction * scores.numel()))
-        metrics = evaluate_coefficients(forward, prepared, keep.float())
-        if "logit_diff_recovered" in metrics:
-            f = metrics["logit_diff_recovered"]
-        else:
-            empty = empty_distance(prepared, metric)
-            f = 1 - metrics[metric] / empty if empty > 0 else None  # undefined: see failures
-        points.append(
-            {"fraction": fraction, "n_edges": int(keep.sum()), "faithfulness": f, **metrics}
-        )
-    if any(p["faithfulness"] is None for p in points):
-        return {"points": points, "cpr": None, "cmd": None}
-    return {
-        "points": points,
-        **area_metrics([p["fraction"] for p in points], [p["faithfulness"] for p in points]),
-    }
+__all__ = ["CircuitEvaluation", "EapReference", "PreparedBatch", "evaluate_circuit"]
 
 
 def circuit_failures(n_kept: int, n_edges: int, empty: float, metric: str) -> list[str]:
@@ -139,14 +45,6 @@ def circuit_failures(n_kept: int, n_edges: int, empty: float, metric: str) -> li
             "the edges the task needs from the rest"
         )
     return failures
-
-
-def area_metrics(x: list[float], f: list[float]) -> dict[str, float]:
-    cpr = sum((x[i + 1] - x[i]) * (f[i] + f[i + 1]) / 2 for i in range(len(x) - 1))
-    cmd = sum(
-        (x[i + 1] - x[i]) * (abs(1 - f[i]) + abs(1 - f[i + 1])) / 2 for i in range(len(x) - 1)
-    )
-    return {"cpr": cpr, "cmd": cmd}
 
 
 def edge_attribution_scores(
@@ -174,91 +72,157 @@ def edge_attribution_scores(
     return (total / max(1, len(prepared))).abs()
 
 
-def smallest_faithful_circuit(
+@dataclass(frozen=True)
+class EapReference:
+    """Edge attribution patching's scores on the prepared pairs and (with `sweep`) their MIB
+    curve: computed once per run, since the model is frozen."""
+
+    scores: Float[Tensor, " edge"]
+    sweep: dict | None
+
+
+def eap_reference(
     forward: MaskedForward,
     prepared: list[PreparedBatch],
-    scores: Tensor,
-    max_distance: float,
-    metric: str = "kl",
-) -> Tensor:
-    """The fewest top-scoring edges whose circuit is within `max_distance` of the full model by
-    `metric` (kl or mse; binary search on the count, assuming more edges never hurt; the full
-    graph always qualifies)."""
-    low, high = 0, scores.numel()
-    while low < high:
-        middle = (low + high) // 2
-        keep = prune_dead_ends(forward.graph, top_edges(scores, middle))
-        if evaluate_coefficients(forward, prepared, keep.float())[metric] <= max_distance:
-            high = middle
-        else:
-            low = middle + 1
-    return top_edges(scores, low)
+    objective: str,
+    metric: str,
+    sweep: bool,
+    fractions: tuple[float, ...] = MIB_FRACTIONS,
+) -> EapReference:
+    with torch.enable_grad():
+        scores = edge_attribution_scores(forward, prepared, objective)
+    curve = faithfulness_sweep(forward, prepared, scores, fractions, metric) if sweep else None
+    return EapReference(scores, curve)
 
 
-def prune_one_at_a_time(
-    forward: MaskedForward,
-    prepared: list[PreparedBatch],
-    scores: Tensor,
-    keep: Bool[Tensor, " edge"],
-    max_distance: float,
-    metric: str = "kl",
-) -> Bool[Tensor, " edge"]:
-    """Remove kept edges while the circuit stays within `max_distance`, lowest scores first,
-    until no single edge can go: the result is locally minimal (every edge left is needed).
+@dataclass(frozen=True)
+class EapComparison:
+    """EAP's circuit of the same size as ours (pruned likewise), its metrics and MIB scores."""
 
-    Groups first: the lowest-scoring half of the candidates is tried at once, and a group that
-    cannot go is split in two, down to single edges (so t needed edges among n cost about
-    t log(n / t) evaluations, not n per pass). Passes repeat until nothing changes, since an
-    edge can become removable once another is gone. Where the scores rank a needed edge below
-    unneeded ones, the fewest-top-edges search must keep the unneeded ones too; this removes them.
+    n_edges: int
+    metrics: dict
+    sweep: dict | None
+    nodes: list[str]
+    ground_truth: GroundTruthMatch | None
+
+    def to_json(self) -> dict:
+        out: dict = {"n_edges": self.n_edges, **self.metrics}
+        if self.sweep is not None:
+            out |= {"cpr": self.sweep["cpr"], "cmd": self.sweep["cmd"]}
+        out["nodes"] = self.nodes
+        if self.ground_truth is not None:
+            out["ground_truth_match"] = self.ground_truth.to_json()
+        return out
+
+
+@dataclass(frozen=True)
+class CircuitEvaluation:
+    """The discrete circuit and everything measured on it (`to_json()`: `circuit.json`).
+
+    `keep` and `coefficients` are the tensors the writers draw from; they are not in the JSON.
     """
-    keep = prune_dead_ends(forward.graph, keep.clone())
-    ascending = torch.sort(scores.detach().cpu().float(), stable=True).indices.tolist()
 
-    def faithful(trial: Tensor) -> bool:
-        return evaluate_coefficients(forward, prepared, trial.float())[metric] <= max_distance
+    metrics: dict
+    failures: list[str]
+    sweep: dict | None
+    eap: EapComparison | None
+    ground_truth: GroundTruthMatch | None
+    graph: dict
+    nodes: list[str]
+    kept: list[str]
+    n_edges_total: int
+    edges: list[dict]
+    keep: Bool[Tensor, " edge"]
+    coefficients: Float[Tensor, " edge"]
 
-    changed = True
-    while changed:
-        changed = False
-        candidates = [i for i in ascending if keep[i]]
-        half = len(candidates) // 2  # the lower-scoring half is tried first (the whole set
-        stack = [candidates[half:], candidates[:half]]  # at once would almost never go)
-        while stack:
-            group = [i for i in stack.pop() if keep[i]]
-            if not group:
-                continue
-            trial = keep.clone()
-            trial[group] = False
-            trial = prune_dead_ends(forward.graph, trial)
-            if faithful(trial):
-                keep, changed = trial, True
-            elif len(group) > 1:
-                half = len(group) // 2
-                stack += [group[half:], group[:half]]  # the lower-scoring half is tried first
-    return keep
+    @property
+    def scores(self) -> list[float]:
+        return [row["score"] for row in self.edges]
+
+    def to_json(self) -> dict:
+        out: dict = {"metrics": self.metrics, "failure": "; ".join(self.failures) or None}
+        if self.sweep is not None:
+            out["sweep"] = self.sweep["points"]
+        if self.eap is not None:
+            out["eap"] = self.eap.to_json()
+        if self.ground_truth is not None:
+            out["ground_truth_match"] = self.ground_truth.to_json()
+        return out | {
+            "graph": self.graph,
+            "nodes": self.nodes,
+            "kept": self.kept,
+            "n_edges_total": self.n_edges_total,
+            "edges": self.edges,
+        }
 
 
-def discrete_circuit(
+@torch.no_grad()
+def evaluate_circuit(
     forward: MaskedForward,
     prepared: list[PreparedBatch],
-    scores: Tensor,
-    coefficients: Tensor,
-    n_keep: int | None,
-    max_distance: float | None,
-    threshold: float,
-    metric: str = "kl",
-    prune: bool = False,
-) -> Tensor:
-    """Keep `n_keep` top edges, else the fewest within `max_distance` of the full model by
-    `metric` (then, with `prune`, removed one at a time while within it), else those whose
-    coefficient is >= `threshold`; then drop dead ends."""
-    if n_keep is not None:
-        keep = top_edges(scores, n_keep)
-    elif max_distance is not None:
-        keep = smallest_faithful_circuit(forward, prepared, scores, max_distance, metric)
-        if prune:
-            keep = prune_one_at_a_time(forward, prepared, scores, keep, max_distance, metric)
-    else:
-        keep = coefficients.detach().cpu() >= threshold
-    return prune_dead_ends(forward.graph, keep)
+    scores: Float[Tensor, " edge"],
+    coefficients: Float[Tensor, " edge"],
+    rule: KeepRule,
+    sweep: bool = True,
+    eap: EapReference | None = None,
+    truth: set[str] | None = None,
+    fractions: tuple[float, ...] = MIB_FRACTIONS,
+) -> CircuitEvaluation:
+    """Make the circuit discrete by `rule`, evaluate it on `prepared`; with `sweep` MIB's curve
+    of `scores`; with `eap` EAP's circuit of the same size; with `truth` (edge names) the match.
+
+    Args:
+        forward: the masked forward of the frozen model (its graph names the edges).
+        prepared: the evaluation pairs with their ablation runs.
+        scores: per edge, higher = more in the circuit (what the keep rule ranks).
+        coefficients: per edge, the learned coefficients (the threshold rule reads them).
+        rule: the keep rule.
+        sweep: evaluate MIB's curve and report CPR and CMD.
+        eap: edge attribution patching's scores (and curve), to compare at the same size.
+        truth: the true circuit's edge names.
+        fractions: the curve's fractions of edges.
+    """
+    graph = forward.graph
+    scores, coefficients = scores.detach().cpu(), coefficients.detach().cpu()
+    keep = discrete_circuit(forward, prepared, scores, coefficients, rule)
+    n_kept = int(keep.sum())
+    metrics: dict = {"n_edges": n_kept, **evaluate_coefficients(forward, prepared, keep.float())}
+    metrics["keep_metric"] = rule.metric
+    empty = empty_distance(prepared, rule.metric)
+    failures = circuit_failures(n_kept, len(graph.edges), empty, rule.metric)
+    metrics["faithfulness"] = metrics.get("logit_diff_recovered", None)
+    curve = None
+    if sweep:
+        curve = faithfulness_sweep(forward, prepared, scores, fractions, rule.metric)
+        metrics |= {"cpr": curve["cpr"], "cmd": curve["cmd"]}
+    names = [e.name for e in graph.edges]
+    comparison = None
+    if eap is not None:
+        eap_keep = prune_dead_ends(graph, top_edges(eap.scores, n_kept))
+        comparison = EapComparison(
+            n_edges=int(eap_keep.sum()),
+            metrics=evaluate_coefficients(forward, prepared, eap_keep.float()),
+            sweep=eap.sweep if sweep else None,
+            nodes=node_names(graph, eap_keep),
+            ground_truth=(
+                ground_truth_match(names, eap.scores, eap_keep, truth)
+                if truth is not None
+                else None
+            ),
+        )
+    return CircuitEvaluation(
+        metrics=metrics,
+        failures=failures,
+        sweep=curve,
+        eap=comparison,
+        ground_truth=(
+            ground_truth_match(names, scores, keep, truth) if truth is not None else None
+        ),
+        graph=graph.describe(),
+        nodes=node_names(graph, keep),
+        kept=[n for n, k in zip(names, keep.tolist()) if k],
+        n_edges_total=len(names),
+        edges=edge_rows(graph, scores, coefficients, keep),
+        keep=keep,
+        coefficients=coefficients,
+    )
