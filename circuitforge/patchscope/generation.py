@@ -16,8 +16,8 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from circuitforge.model.forward import forward_logits, new_kv_cache
-from circuitforge.patchscope.injection import prefill_injection_hook, resid_pre_hook_name
-from circuitforge.patchscope.objective import mlp_post_hook_name
+from circuitforge.model.hooks import mlp_post, resid_pre
+from circuitforge.patchscope.injection import prefill_injection_hook
 from circuitforge.patchscope.prompt import PlaceholderPrompt
 
 
@@ -54,8 +54,8 @@ def patchscope_decode(
             prefill["post"] = post[:b, prompt.position].float().cpu()
 
     hooks = [
-        (resid_pre_hook_name(source_layer), prefill_injection_hook(rows, prompt.position)),
-        (mlp_post_hook_name(target_layer), observe),
+        (resid_pre(source_layer), prefill_injection_hook(rows, prompt.position)),
+        (mlp_post(target_layer), observe),
     ]
     contrastive, plain = [], []
     with model.hooks(fwd_hooks=hooks):
