@@ -17,10 +17,10 @@ from torch import nn
 from transformer_lens import HookedTransformer
 
 from circuitforge.atlas.vector_x import AtlasSeed, atlas_seeds
+from circuitforge.model.hooks import resid_pre
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
 from circuitforge.numerics import check_finite
 from circuitforge.patchscope.constraints import NormConstraint, constrain_norm
-from circuitforge.patchscope.injection import resid_pre_hook_name
 from circuitforge.patchscope.objective import (
     LrScale,
     NeuronObjective,
@@ -133,7 +133,7 @@ class ResidualVectorModule(L.LightningModule):
 
     @property
     def injection_hook(self) -> str:
-        return resid_pre_hook_name(self.source_layer)
+        return resid_pre(self.source_layer)
 
     def vector_names(self) -> list[str]:
         return [f"neuron{n}_seed{s}" for n, s in zip(self.vector_neurons, self.vector_seeds)]
