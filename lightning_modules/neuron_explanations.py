@@ -44,10 +44,10 @@ from circuitforge.explanations.snapshot import (
     snapshot_path,
     write_progress,
 )
+from circuitforge.model.hooks import resid_pre
 from circuitforge.model.placement import DevicePlan, place_model
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
 from circuitforge.numerics import require_at_least_one
-from circuitforge.patchscope.injection import resid_pre_hook_name
 from circuitforge.patchscope.objective import NeuronObjective, check_layers_and_neurons
 from circuitforge.patchscope.prompt import locate_placeholder
 from circuitforge.patchscope.word_residuals import vocabulary_words, word_residuals
@@ -129,7 +129,7 @@ class NeuronExplanationModule(SnapshotRun, L.LightningModule):
         self.atlas_path = atlas
         self.view: AtlasView = read_atlas(atlas, target_layer, frozen.cfg.d_mlp)
         self.matched: MatchedSAE = load_matching_sae(
-            sae, resid_pre_hook_name(source_layer), frozen.cfg.d_model
+            sae, resid_pre(source_layer), frozen.cfg.d_model
         )
         self._frozen = Unregistered(frozen)
         self.baseline = torch.zeros(frozen.cfg.d_model)
