@@ -22,6 +22,7 @@ from transformer_lens import HookedTransformer
 from circuitforge.atlas.documents import DocumentBatch
 from circuitforge.atlas.profile import NeuronProfile, check_id_space
 from circuitforge.atlas.snapshot import FOLDER, read_snapshot, snapshot_path, write_snapshot
+from circuitforge.model import hooks
 from circuitforge.model.placement import DevicePlan, place_model
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
 from lightning_modules.frozen_holder import Unregistered
@@ -34,13 +35,10 @@ def profiled_hook(model: HookedTransformer, layer: int, hook: str) -> str:
     n_layers = model.cfg.n_layers
     if not 0 <= layer < n_layers:
         raise ValueError(f"layer {layer} out of range: the model has {n_layers} layers")
-    name = f"blocks.{layer}.{hook}"
+    name = hooks.block(layer, hook)
     if name not in model.hook_dict:
-        here = sorted(
-            h[len(f"blocks.{layer}.") :]
-            for h in model.hook_dict
-            if h.startswith(f"blocks.{layer}.")
-        )
+        points = [hooks.parse_hook(h) for h in model.hook_dict]
+        here = sorted(p.point for p in points if p is not None and p.layer == layer)
         raise ValueError(f"the model has no hook {name!r}; hooks of block {layer}: {here}")
     if model.cfg.attention_dir != "causal":
         raise ValueError("the atlas right-pads documents, which needs causal attention")
