@@ -20,6 +20,7 @@ from transformer_lens import HookedTransformer
 
 from circuitforge.atlas.documents import DocumentFormat
 from circuitforge.data.texts import load_texts
+from circuitforge.model import hooks
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def vector_x(
     def keep(act: Tensor, hook) -> None:
         seen[hook.name] = act[0, position].detach().float().cpu()
 
-    resid, post = f"blocks.{source_layer}.hook_resid_pre", f"blocks.{layer}.mlp.hook_post"
+    resid, post = hooks.resid_pre(source_layer), hooks.mlp_post(layer)
     tokens = torch.tensor([ids], device=model.embed.W_E.device)
     model.run_with_hooks(tokens, fwd_hooks=[(resid, keep), (post, keep)], stop_at_layer=layer + 1)
     return seen[resid], float(seen[post][neuron])
