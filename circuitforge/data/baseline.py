@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from circuitforge.atomic_files import torch_save_atomically
+from circuitforge.model import hooks
 from circuitforge.model.forward import embed, run_blocks
 
 
@@ -75,7 +76,7 @@ def compute_baseline(
         mean=stacked.mean(0),
         typical_norm=float(stacked.norm(dim=-1).mean()),
         n_documents=len(texts),
-        hook_name=f"blocks.{layer}.hook_resid_pre",
+        hook_name=hooks.resid_pre(layer),
     )
 
 
