@@ -2,6 +2,7 @@ import torch
 
 from circuitforge.data.baseline import BaselineCache, compute_baseline, last_token_windows
 from circuitforge.data.texts import load_texts
+from circuitforge.model import hooks
 from tests.conftest import DEMO_CORPUS
 
 
@@ -14,8 +15,8 @@ def test_left_padded_batch_equals_unpadded_documents_one_by_one(demo_model):
     rows = []
     for text in texts:  # independent: each document alone, no padding, plain TransformerLens
         ids = demo_model.to_tokens(text, prepend_bos=False)[:, -window:]
-        _, cache = demo_model.run_with_cache(ids, names_filter=f"blocks.{layer}.hook_resid_pre")
-        rows.append(cache[f"blocks.{layer}.hook_resid_pre"][0, -1])
+        _, cache = demo_model.run_with_cache(ids, names_filter=hooks.resid_pre(layer))
+        rows.append(cache[hooks.resid_pre(layer)][0, -1])
     expected = torch.stack(rows)
     assert torch.allclose(got.mean, expected.mean(0), atol=1e-4)
     assert abs(got.typical_norm - float(expected.norm(dim=-1).mean())) < 1e-3
