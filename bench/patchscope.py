@@ -26,6 +26,7 @@ import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 from transformer_lens import HookedTransformer  # noqa: E402
 
+from circuitforge.model import hooks  # noqa: E402
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model  # noqa: E402
 from circuitforge.patchscope.objective import NeuronObjective  # noqa: E402
 from circuitforge.patchscope.prompt import PlaceholderPrompt, locate_placeholder  # noqa: E402
@@ -74,8 +75,8 @@ def make_step(
         model.run_with_hooks(
             prompt.tokens.expand(x.shape[0], -1),
             fwd_hooks=[
-                (f"blocks.{source}.hook_resid_pre", inject),
-                (f"blocks.{target}.mlp.hook_post", capture),
+                (hooks.resid_pre(source), inject),
+                (hooks.mlp_post(target), capture),
             ],
         )
         return got["act"].float()
