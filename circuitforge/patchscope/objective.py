@@ -15,6 +15,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from circuitforge.model.forward import embed, run_blocks
+from circuitforge.model.hooks import mlp_post
 from circuitforge.patchscope.injection import inject_at_position
 from circuitforge.patchscope.prompt import PlaceholderPrompt
 
@@ -58,10 +59,6 @@ def neuron_loss(
     return torch.relu(target - activations).sum()
 
 
-def mlp_post_hook_name(layer: int) -> str:
-    return f"blocks.{layer}.mlp.hook_post"
-
-
 class NeuronObjective:
     """Activation of `blocks.{T}.mlp.hook_post[position, neuron]` with vectors injected at S."""
 
@@ -89,7 +86,7 @@ class NeuronObjective:
         def capture(post: Tensor, hook) -> None:
             captured["post"] = post[:, position]
 
-        with self.model.hooks(fwd_hooks=[(mlp_post_hook_name(self.target_layer), capture)]):
+        with self.model.hooks(fwd_hooks=[(mlp_post(self.target_layer), capture)]):
             run_blocks(self.model, residual, self.source_layer, self.target_layer + 1, mask)
         post = captured["post"]
         return post.gather(1, neurons.to(post.device)[:, None])[:, 0].float()
