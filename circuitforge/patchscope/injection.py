@@ -29,10 +29,6 @@ def inject_at_position(
     return out
 
 
-def resid_pre_hook_name(layer: int) -> str:
-    return f"blocks.{layer}.hook_resid_pre"
-
-
 def prefill_injection_hook(
     vectors: Float[Tensor, "batch d_model"], position: int
 ) -> Callable[[Tensor, HookPoint], Tensor]:
