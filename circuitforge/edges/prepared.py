@@ -12,12 +12,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from circuitforge.edges.masked_forward import (
-    ABLATIONS,
-    Ablation,
-    MaskedForward,
-    dense_coefficients,
-)
+from circuitforge.ablation import ABLATIONS, Ablation
+from circuitforge.edges.masked_forward import MaskedForward, dense_coefficients
 from circuitforge.edges.objectives import (
     faithfulness,
     kl_to_full,
