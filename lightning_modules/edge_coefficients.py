@@ -18,10 +18,11 @@ import torch
 from torch import nn
 from transformer_lens import HookedTransformer
 
+from circuitforge.ablation import ABLATIONS, Ablation
 from circuitforge.edges import parameterisation as param
 from circuitforge.edges.graph import EdgeGraph, GraphShape
 from circuitforge.edges.keep_rule import KeepRule
-from circuitforge.edges.masked_forward import ABLATIONS, Ablation, MaskedForward, dense_coefficients
+from circuitforge.edges.masked_forward import MaskedForward, dense_coefficients
 from circuitforge.edges.objectives import keep_metric_for, kl_to_full, logit_difference
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
 from circuitforge.numerics import check_finite
