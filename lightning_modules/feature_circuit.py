@@ -14,9 +14,9 @@ from typing import Literal
 
 import torch
 
+from circuitforge.ablation import Ablation
 from circuitforge.feature_circuits.ablation import node_masks
 from circuitforge.feature_circuits.circuit import (
-    Ablation,
     BatchStates,
     Method,
     NodeScores,

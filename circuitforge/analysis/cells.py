@@ -18,10 +18,13 @@ patching its query at every position: the exact sweep writes there (`exact_point
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from transformer_lens import HookedTransformer
+
+from circuitforge.model import hooks
 
 SweepKind = Literal[
     "resid_pre", "attn_out", "mlp_out", "attn_layer", "mlp_layer", "z", "q", "k", "v"
@@ -32,16 +35,16 @@ SWEEP_KINDS: tuple[str, ...] = (
 PER_POSITION = ("resid_pre", "attn_out", "mlp_out")
 PER_LAYER = ("attn_layer", "mlp_layer")
 PER_HEAD = ("z", "q", "k", "v")
-HOOKS = {
-    "resid_pre": "blocks.{layer}.hook_resid_pre",
-    "attn_out": "blocks.{layer}.hook_attn_out",
-    "mlp_out": "blocks.{layer}.hook_mlp_out",
-    "attn_layer": "blocks.{layer}.hook_attn_out",
-    "mlp_layer": "blocks.{layer}.hook_mlp_out",
-    "z": "blocks.{layer}.attn.hook_z",
-    "q": "blocks.{layer}.hook_q_input",
-    "k": "blocks.{layer}.hook_k_input",
-    "v": "blocks.{layer}.hook_v_input",
+HOOKS: dict[str, Callable[[int], str]] = {
+    "resid_pre": hooks.resid_pre,
+    "attn_out": hooks.attn_out,
+    "mlp_out": hooks.mlp_out,
+    "attn_layer": hooks.attn_out,
+    "mlp_layer": hooks.mlp_out,
+    "z": hooks.attn_z,
+    "q": hooks.q_input,
+    "k": hooks.k_input,
+    "v": hooks.v_input,
 }
 
 
@@ -56,7 +59,7 @@ class Cell:
 
     @property
     def hook(self) -> str:
-        return HOOKS[self.kind].format(layer=self.layer)
+        return HOOKS[self.kind](self.layer)
 
     @property
     def index(self) -> tuple:
@@ -97,7 +100,7 @@ def exact_point(cell: Cell) -> tuple[str, tuple]:
     grouped-query attention ungrouped), and the model never builds n_heads copies of the
     residual stream; attribution patching takes its gradient at the inputs themselves."""
     if cell.kind in ("q", "k", "v"):
-        return f"blocks.{cell.layer}.attn.hook_{cell.kind}", (slice(None), slice(None), cell.head)
+        return hooks.attn_qkv(cell.layer, cell.kind), (slice(None), slice(None), cell.head)
     return cell.hook, cell.index
 
 
@@ -105,7 +108,7 @@ def source_hook(cell: Cell) -> str:
     """Where the value a cell copies in is read in the source run. A head's Q/K/V input is the
     block's residual input repeated per head, so it is read once, at `hook_resid_pre`."""
     if cell.kind in ("q", "k", "v"):
-        return f"blocks.{cell.layer}.hook_resid_pre"
+        return hooks.resid_pre(cell.layer)
     return cell.hook
 
 

@@ -30,7 +30,15 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from circuitforge.analysis.runs import capture, read_rows, token_logits
-from circuitforge.edges.masked_forward import head_outputs
+from circuitforge.model import hooks
+from circuitforge.model.internals import (
+    attention_bias,
+    final_norm_centres,
+    final_norm_scale,
+    final_norm_weights,
+    has_post_attention_norm,
+    head_outputs,
+)
 
 Target = Literal["logit_difference", "answer"]
 
@@ -46,15 +54,15 @@ class DirectLogitAttribution:
 
 def _hook_names(model: HookedTransformer) -> list[str]:
     cfg = model.cfg
-    names = ["blocks.0.hook_resid_pre"]
+    names = [hooks.resid_pre(0)]
     if cfg.positional_embedding_type == "standard":
-        names.append("hook_pos_embed")
+        names.append(hooks.POS_EMBED)
     for layer in range(cfg.n_layers):
-        names += [f"blocks.{layer}.attn.hook_z", f"blocks.{layer}.hook_attn_out"]
-        if cfg.use_normalization_before_and_after:
-            names.append(f"blocks.{layer}.ln1_post.hook_scale")
+        names += [hooks.attn_z(layer), hooks.attn_out(layer)]
+        if has_post_attention_norm(model):
+            names.append(hooks.ln1_post_scale(layer))
         if not cfg.attn_only:
-            names.append(f"blocks.{layer}.hook_mlp_out")
+            names.append(hooks.mlp_out(layer))
     return names
 
 
@@ -66,24 +74,24 @@ def residual_pieces(
     if cfg.positional_embedding_type == "shortformer":
         raise NotImplementedError("direct logit attribution: shortformer positions unsupported")
     at = {name: read_rows(act, read) for name, act in cache.items()}
-    names, pieces = ["embed"], [at["blocks.0.hook_resid_pre"]]
-    if "hook_pos_embed" in at:
-        pieces[0] = pieces[0] - at["hook_pos_embed"]
+    names, pieces = ["embed"], [at[hooks.resid_pre(0)]]
+    if hooks.POS_EMBED in at:
+        pieces[0] = pieces[0] - at[hooks.POS_EMBED]
         names.append("pos_embed")
-        pieces.append(at["hook_pos_embed"])
-    post_norm = bool(cfg.use_normalization_before_and_after)
+        pieces.append(at[hooks.POS_EMBED])
+    post_norm = has_post_attention_norm(model)
     for layer in range(cfg.n_layers):
-        z = at[f"blocks.{layer}.attn.hook_z"]  # [batch, head, d_head]
-        scale = at[f"blocks.{layer}.ln1_post.hook_scale"][:, None] if post_norm else None
+        z = at[hooks.attn_z(layer)]  # [batch, head, d_head]
+        scale = at[hooks.ln1_post_scale(layer)][:, None] if post_norm else None
         heads = head_outputs(model, layer, z[:, None], scale)[:, 0]  # [batch, head, d_model]
         names += [f"{layer}.{h}" for h in range(cfg.n_heads)]
         pieces += list(heads.unbind(1))
         if not post_norm:  # post-norm: the bias is inside the heads' share (b_O / n_heads)
             names.append(f"{layer}.attn_bias")
-            pieces.append(model.blocks[layer].attn.b_O.expand_as(pieces[0]))
+            pieces.append(attention_bias(model, layer).expand_as(pieces[0]))
         if not cfg.attn_only:
             names.append(f"m{layer}")
-            pieces.append(at[f"blocks.{layer}.hook_mlp_out"])
+            pieces.append(at[hooks.mlp_out(layer)])
     stacked = torch.stack([p.to(pieces[0].device, pieces[0].dtype) for p in pieces], dim=1)
     return names, stacked
 
@@ -113,24 +121,14 @@ def direct_logit_attribution(
     bias_u = (model.b_U[columns].float() * sign).sum(-1)
 
     pieces, final = pieces.to(direction.device).float(), final.to(direction.device).float()
-    norm = model.ln_final if model.cfg.normalization_type is not None else None
-    if norm is not None and model.cfg.normalization_type in ("LN", "LNPre"):
+    if final_norm_centres(model):
         pieces = pieces - pieces.mean(-1, keepdim=True)
-    scale = _final_scale(model, final) if norm is not None else torch.ones_like(final[:, :1])
-    weight = getattr(norm, "w", None)
+    scale = final_norm_scale(model, final)
+    weight, norm_bias = final_norm_weights(model)
     reads = direction * (weight.float() if weight is not None else 1.0) / scale  # [batch, d]
     shares = torch.einsum("bpd,bd->bp", pieces, reads)
-    norm_bias = getattr(norm, "b", None)
     constant = bias_u + (direction @ norm_bias.float() if norm_bias is not None else 0.0)
     model_value = (token_logits(model, final, columns).float() * sign).sum(-1)
     return DirectLogitAttribution(
         names, shares, constant, shares.sum(-1) + constant, model_value.detach()
     )
-
-
-def _final_scale(model: HookedTransformer, final: Tensor) -> Float[Tensor, "batch 1"]:
-    """The final norm's scale on these residuals (read from its own hook: frozen from here)."""
-    store = {}
-    with model.hooks(fwd_hooks=[("ln_final.hook_scale", lambda a, hook: store.update(s=a))]):
-        model.ln_final(final[:, None].to(model.W_U.dtype))
-    return store["s"][:, 0].float()

@@ -17,7 +17,9 @@ from transformer_lens import HookedTransformer
 from transformer_lens.utilities.activation_functions import apply_softcap
 
 from circuitforge.analysis.runs import capture, read_rows
+from circuitforge.model import hooks
 from circuitforge.model.forward import output_device
+from circuitforge.model.internals import final_norm
 
 
 @dataclass
@@ -43,8 +45,7 @@ def stage_logits(
     model: HookedTransformer, residual: Float[Tensor, "batch d_model"]
 ) -> Float[Tensor, "batch vocab"]:
     residual = residual.to(output_device(model))
-    if model.cfg.normalization_type is not None:
-        residual = model.ln_final(residual[:, None])[:, 0]
+    residual = final_norm(model, residual[:, None])[:, 0]
     return apply_softcap(model.unembed(residual[:, None])[:, 0], model.cfg.output_logits_soft_cap)
 
 
@@ -53,7 +54,7 @@ def logit_lens(
     model: HookedTransformer, tokens: Int[Tensor, "batch pos"], read: Tensor
 ) -> LogitLens:
     n = model.cfg.n_layers
-    names = ["blocks.0.hook_resid_pre"] + [f"blocks.{L}.hook_resid_post" for L in range(n)]
+    names = [hooks.resid_pre(0)] + [hooks.resid_post(L) for L in range(n)]
     cache, _ = capture(model, tokens, names)
     stages = ["embed"] + [f"after {L}" for L in range(n)]
     log_probs = torch.stack(

@@ -34,9 +34,10 @@ from circuitforge.analysis.runs import (
     capture,
     final_residual,
     head_input_hooks,
-    ungrouped_heads,
 )
+from circuitforge.model import hooks
 from circuitforge.model.forward import run_blocks
+from circuitforge.model.internals import ungrouped_heads
 
 Direction = Literal["denoising", "noising"]
 DIRECTIONS = ("denoising", "noising")
@@ -104,7 +105,7 @@ def _patched_metric(model, batch, cells, direction, cells_per_forward, progress)
     source = source_activations(model, source_tokens, {exact_point(c)[0] for c in cells})
     layers = sorted({c.layer for c in cells})
     # Up to a cell's layer the patched run is the plain target run: start there, from its cache.
-    start_of = capture(model, target, [f"blocks.{L}.hook_resid_pre" for L in layers])[0]
+    start_of = capture(model, target, [hooks.resid_pre(L) for L in layers])[0]
     n = target.shape[0]
     at_layer: dict[int, list[int]] = defaultdict(list)
     for i, cell in enumerate(cells):
@@ -117,7 +118,7 @@ def _patched_metric(model, batch, cells, direction, cells_per_forward, progress)
     out = torch.empty(len(cells), n)
     for chunk in tqdm(chunks, desc=f"{direction} patching", disable=not progress):
         layer = cells[chunk[0]].layer
-        residual = start_of[f"blocks.{layer}.hook_resid_pre"].repeat(len(chunk), 1, 1)
+        residual = start_of[hooks.resid_pre(layer)].repeat(len(chunk), 1, 1)
         with model.hooks(fwd_hooks=_patch_rows([cells[i] for i in chunk], source, n)):
             residual = run_blocks(model, residual, layer, model.cfg.n_layers)
         metric = answer_logit_difference(model, residual, _repeat(batch, len(chunk)))

@@ -16,9 +16,9 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 from transformer_lens.utilities.activation_functions import apply_softcap
 
-from circuitforge.edges.masked_forward import edge_hook_points
 from circuitforge.edges.objectives import last_read_position
 from circuitforge.model.forward import embed, output_device, run_blocks
+from circuitforge.model.internals import edge_hook_points, final_norm
 
 
 def final_residual(
@@ -53,18 +53,6 @@ def head_input_hooks(model: HookedTransformer, needed: bool):
         yield
 
 
-@contextmanager
-def ungrouped_heads(model: HookedTransformer, needed: bool):
-    """One key/value hook slot per query head (`attn.hook_k/v`) under grouped-query attention,
-    while `needed`; the flag is restored after."""
-    saved = model.cfg.ungroup_grouped_query_attention
-    model.cfg.ungroup_grouped_query_attention = saved or needed
-    try:
-        yield
-    finally:
-        model.cfg.ungroup_grouped_query_attention = saved
-
-
 def read_rows(
     residual: Float[Tensor, "batch pos d_model"], read: Bool[Tensor, "batch pos"]
 ) -> Float[Tensor, "batch d_model"]:
@@ -81,8 +69,7 @@ def token_logits(
     """The logits of `tokens` (per row) from final residuals: final norm, unembedding columns,
     and (when `softcap`) the output soft-cap, exactly as the model computes them."""
     residual = residual.to(output_device(model))
-    if model.cfg.normalization_type is not None:
-        residual = model.ln_final(residual[:, None])[:, 0]
+    residual = final_norm(model, residual[:, None])[:, 0]
     tokens = tokens.to(residual.device)
     columns = model.W_U[:, tokens]  # [d_model, batch, k]
     logits = torch.einsum("bd,dbk->bk", residual, columns) + model.b_U[tokens]

@@ -26,15 +26,15 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from circuitforge.data.padding import right_padded
+from circuitforge.model import hooks
 
-RESID_HOOK = "blocks.{layer}.hook_resid_post"
 EMBEDDING = -1  # "layer -1": the residual stream before block 0, `blocks.0.hook_resid_pre`
 
 
 def resid_hook_name(layer: int) -> str:
     """Gemma Scope's convention (layer L reads resid_post L), one step further down: layer -1
     reads the stream block 0 starts from, which a Patchscope at source layer 0 writes to."""
-    return "blocks.0.hook_resid_pre" if layer == EMBEDDING else RESID_HOOK.format(layer=layer)
+    return hooks.resid_pre(0) if layer == EMBEDDING else hooks.resid_post(layer)
 
 
 def sae_folder(layer: int) -> str:

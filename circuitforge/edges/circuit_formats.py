@@ -21,6 +21,7 @@ import torch
 
 from circuitforge.atomic_files import write_text_atomically
 from circuitforge.edges.graph import EdgeGraph, Node
+from circuitforge.model import hooks
 
 
 def mib_node_name(node: Node) -> str:
@@ -115,15 +116,15 @@ def auto_circuit_prune_scores(graph: EdgeGraph, scores: list[float]) -> dict[str
     for layer in range(n_layers):
         before = 1 + layer * (n_heads + 1)
         for letter in "qkv":
-            out[f"blocks.{layer}.hook_{letter}_input"] = torch.zeros(n_heads, before)
-        out[f"blocks.{layer}.hook_mlp_in"] = torch.zeros(before + n_heads)
-    out[f"blocks.{n_layers - 1}.hook_resid_post"] = torch.zeros(len(src_idx))
+            out[hooks.qkv_input(layer, letter)] = torch.zeros(n_heads, before)
+        out[hooks.mlp_in(layer)] = torch.zeros(before + n_heads)
+    out[hooks.resid_post(n_layers - 1)] = torch.zeros(len(src_idx))
     for edge, score in zip(graph.edges, scores):
         i = src_idx[edge.src.name]
         if edge.dest.kind == "head":
-            out[f"blocks.{edge.dest.layer}.hook_{edge.channel}_input"][edge.dest.head, i] = score
+            out[hooks.qkv_input(edge.dest.layer, edge.channel)][edge.dest.head, i] = score
         elif edge.dest.kind == "mlp":
-            out[f"blocks.{edge.dest.layer}.hook_mlp_in"][i] = score
+            out[hooks.mlp_in(edge.dest.layer)][i] = score
         else:
-            out[f"blocks.{n_layers - 1}.hook_resid_post"][i] = score
+            out[hooks.resid_post(n_layers - 1)][i] = score
     return out

@@ -20,49 +20,17 @@ Head outputs are `z_h @ W_O[h]`, an einsum from `hook_z`, not TransformerLens'
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
+from circuitforge.ablation import Ablation, check_ablation
 from circuitforge.edges.graph import EdgeGraph, Node, Slot
-
-Ablation = Literal["interchange", "zero", "mean"]
-ABLATIONS = ("interchange", "zero", "mean")
-
-
-@contextmanager
-def edge_hook_points(model: HookedTransformer, attn_result: bool = False) -> Iterator[None]:
-    """Turn on the hook points the masked forward rewrites, and restore the flags after."""
-    cfg = model.cfg
-    names = ["use_split_qkv_input", "ungroup_grouped_query_attention", "use_attn_result"]
-    if not cfg.attn_only:
-        names.append("use_hook_mlp_in")
-    saved = {name: getattr(cfg, name) for name in names}
-    for name in names:
-        setattr(cfg, name, attn_result if name == "use_attn_result" else True)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            setattr(cfg, name, value)
-
-
-def head_outputs(
-    model: HookedTransformer, layer: int, z: Float[Tensor, "batch pos head d_head"], scale
-) -> Float[Tensor, "batch pos head d_model"]:
-    """What each head of `layer` adds to the residual stream (see graph.py for post-norm)."""
-    attn = model.blocks[layer].attn
-    out = torch.einsum("bphk,hkd->bphd", z, attn.W_O)
-    if scale is None:
-        return out
-    ln = model.blocks[layer].ln1_post
-    return (out + attn.b_O / model.cfg.n_heads) / scale.unsqueeze(-2) * ln.w
+from circuitforge.model import hooks
+from circuitforge.model.internals import edge_hook_points, head_outputs
 
 
 @dataclass
@@ -99,7 +67,7 @@ class MaskedForward:
     def _source_hooks(self, on_source) -> list:
         """Hooks that call `on_source(group_index, output[b, p, g, d])` as sources are computed."""
         state: dict = {}
-        hooks = [("blocks.0.hook_resid_pre", lambda x, hook: on_source(0, x.unsqueeze(2)) or x)]
+        fwd_hooks = [(hooks.resid_pre(0), lambda x, hook: on_source(0, x.unsqueeze(2)) or x)]
         per_layer = 2 if self.has_mlp else 1
         for layer in range(self.n_layers):
             group = 1 + layer * per_layer
@@ -115,26 +83,26 @@ class MaskedForward:
                 on_source(group, head_outputs(self.model, layer, state.pop(("z", layer)), scale))
                 return x
 
-            hooks += [(f"blocks.{layer}.attn.hook_z", keep_z)]
+            fwd_hooks += [(hooks.attn_z(layer), keep_z)]
             if self.post_norm:
-                hooks += [(f"blocks.{layer}.ln1_post.hook_scale", keep_scale)]
-            hooks += [(f"blocks.{layer}.hook_attn_out", heads)]
+                fwd_hooks += [(hooks.ln1_post_scale(layer), keep_scale)]
+            fwd_hooks += [(hooks.attn_out(layer), heads)]
             if self.has_mlp:
-                hooks += [
+                fwd_hooks += [
                     (
-                        f"blocks.{layer}.hook_mlp_out",
+                        hooks.mlp_out(layer),
                         lambda x, hook, g=group + 1: on_source(g, x.unsqueeze(2)) or x,
                     )
                 ]
-        return hooks
+        return fwd_hooks
 
     def _residual_hook_names(self) -> dict[str, str]:
         names = {}
         for layer in range(self.n_layers):
-            names[f"attn{layer}"] = f"blocks.{layer}.hook_resid_pre"
+            names[f"attn{layer}"] = hooks.resid_pre(layer)
             if self.has_mlp:
-                names[f"mlp{layer}"] = f"blocks.{layer}.hook_resid_mid"
-        names["logits"] = f"blocks.{self.n_layers - 1}.hook_resid_post"
+                names[f"mlp{layer}"] = hooks.resid_mid(layer)
+        names["logits"] = hooks.resid_post(self.n_layers - 1)
         return names
 
     @torch.no_grad()
@@ -146,11 +114,11 @@ class MaskedForward:
         def put(group, out):
             sources[group] = out
 
-        hooks = self._source_hooks(put)
+        fwd_hooks = self._source_hooks(put)
         for key, name in self._residual_hook_names().items():
-            hooks.append((name, lambda x, hook, key=key: residuals.__setitem__(key, x)))
+            fwd_hooks.append((name, lambda x, hook, key=key: residuals.__setitem__(key, x)))
         with edge_hook_points(self.model):
-            logits = self.model.run_with_hooks(tokens, fwd_hooks=hooks)
+            logits = self.model.run_with_hooks(tokens, fwd_hooks=fwd_hooks)
         return RunRecord([s for s in sources if s is not None], residuals), logits
 
     def ablation(self, kind: Ablation, clean: RunRecord, corrupt: RunRecord | None) -> RunRecord:
@@ -159,8 +127,7 @@ class MaskedForward:
             if corrupt is None:
                 raise ValueError("interchange ablation needs the corrupted run")
             return corrupt
-        if kind not in ABLATIONS:
-            raise ValueError(f"ablation must be one of {ABLATIONS}, got {kind!r}")
+        check_ablation(kind)
         # residual = biases + sum of the sources it reads, in any run
         if kind == "zero":
             sources = [torch.zeros_like(s) for s in clean.sources]
@@ -222,30 +189,30 @@ class MaskedForward:
             stash["k"], stash["v"] = k, v
             return q
 
-        hooks = self._source_hooks(on_source)
+        fwd_hooks = self._source_hooks(on_source)
         for layer in range(self.n_layers):
-            hooks += [
-                (f"blocks.{layer}.hook_q_input", lambda x, hook, i=layer: q_input(x, hook, i)),
-                (f"blocks.{layer}.hook_k_input", lambda x, hook: stash.pop("k")),
-                (f"blocks.{layer}.hook_v_input", lambda x, hook: stash.pop("v")),
+            fwd_hooks += [
+                (hooks.q_input(layer), lambda x, hook, i=layer: q_input(x, hook, i)),
+                (hooks.k_input(layer), lambda x, hook: stash.pop("k")),
+                (hooks.v_input(layer), lambda x, hook: stash.pop("v")),
             ]
             if self.has_mlp:
                 slot = self.mlp_slot[layer]
-                hooks.append(
+                fwd_hooks.append(
                     (
-                        f"blocks.{layer}.hook_mlp_in",
+                        hooks.mlp_in(layer),
                         lambda x, hook, i=layer, s=slot: mixed(f"mlp{i}", s, s + 1)[:, :, 0],
                     )
                 )
         last = self.n_layers - 1
-        hooks.append(
+        fwd_hooks.append(
             (
-                f"blocks.{last}.hook_resid_post",
+                hooks.resid_post(last),
                 lambda x, hook: mixed("logits", self.logits_slot, self.logits_slot + 1)[:, :, 0],
             )
         )
         with edge_hook_points(self.model):
-            return self.model.run_with_hooks(tokens, fwd_hooks=hooks)
+            return self.model.run_with_hooks(tokens, fwd_hooks=fwd_hooks)
 
 
 def dense_coefficients(

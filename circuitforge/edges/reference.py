@@ -21,7 +21,8 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from circuitforge.edges.graph import EdgeGraph, Node, Slot
-from circuitforge.edges.masked_forward import edge_hook_points
+from circuitforge.model import hooks
+from circuitforge.model.internals import edge_hook_points, normalised_head_outputs
 
 
 class PassByPassForward:
@@ -33,34 +34,29 @@ class PassByPassForward:
     def _share(self, layer: int, result: Tensor, scale: Tensor | None) -> list[Tensor]:
         """Per-head residual contributions from hook_result ([b, p, head, d_model])."""
         if scale is not None:
-            ln, b_O = self.model.blocks[layer].ln1_post, self.model.blocks[layer].attn.b_O
-            result = (result + b_O / self.n_heads) / scale.unsqueeze(-2) * ln.w
+            result = normalised_head_outputs(self.model, layer, result, scale)
         return [result[:, :, h] for h in range(self.n_heads)]
 
     @torch.no_grad()
     def record(self, tokens: Int[Tensor, "batch pos"], kind: str = "interchange"):
         """Source outputs by node, and the residual each slot reads, of a plain run."""
         outs, resid, state = {}, {}, {}
-        hooks = [("blocks.0.hook_resid_pre", lambda x, hook: outs.__setitem__(Node("input"), x))]
+        fwd_hooks = [(hooks.resid_pre(0), lambda x, hook: outs.__setitem__(Node("input"), x))]
         for layer in range(self.n_layers):
-            hooks += [
-                (f"blocks.{layer}.hook_resid_pre", self._keep(resid, ("attn", layer))),
-                (f"blocks.{layer}.attn.hook_result", self._keep(state, ("result", layer))),
+            fwd_hooks += [
+                (hooks.resid_pre(layer), self._keep(resid, ("attn", layer))),
+                (hooks.attn_result(layer), self._keep(state, ("result", layer))),
             ]
             if self.graph.shape.post_attention_norm:
-                hooks.append(
-                    (f"blocks.{layer}.ln1_post.hook_scale", self._keep(state, ("scale", layer)))
-                )
+                fwd_hooks.append((hooks.ln1_post_scale(layer), self._keep(state, ("scale", layer))))
             if self.has_mlp:
-                hooks += [
-                    (f"blocks.{layer}.hook_resid_mid", self._keep(resid, ("mlp", layer))),
-                    (f"blocks.{layer}.hook_mlp_out", self._keep(outs, Node("mlp", layer))),
+                fwd_hooks += [
+                    (hooks.resid_mid(layer), self._keep(resid, ("mlp", layer))),
+                    (hooks.mlp_out(layer), self._keep(outs, Node("mlp", layer))),
                 ]
-        hooks.append(
-            (f"blocks.{self.n_layers - 1}.hook_resid_post", self._keep(resid, ("logits", 0)))
-        )
+        fwd_hooks.append((hooks.resid_post(self.n_layers - 1), self._keep(resid, ("logits", 0))))
         with edge_hook_points(self.model, attn_result=True):
-            self.model.run_with_hooks(tokens, fwd_hooks=hooks)
+            self.model.run_with_hooks(tokens, fwd_hooks=fwd_hooks)
         for layer in range(self.n_layers):
             shares = self._share(layer, state[("result", layer)], state.get(("scale", layer)))
             outs.update({Node("head", layer, h): s for h, s in enumerate(shares)})
@@ -110,19 +106,19 @@ class PassByPassForward:
         patched: dict[Node, Tensor] = {}
         state: dict = {}
         for layer in range(self.n_layers):
-            hooks = []
+            fwd_hooks = []
             if layer == 0:
-                hooks.append(("blocks.0.hook_resid_pre", self._keep(patched, Node("input"))))
+                fwd_hooks.append((hooks.resid_pre(0), self._keep(patched, Node("input"))))
             for channel in ("q", "k", "v"):
-                hooks.append(
+                fwd_hooks.append(
                     (
-                        f"blocks.{layer}.hook_{channel}_input",
+                        hooks.qkv_input(layer, channel),
                         self._input_hook(layer, channel, biases, patched, ablated_outs, alpha),
                     )
                 )
-            hooks.append((f"blocks.{layer}.attn.hook_result", self._keep(state, "result")))
+            fwd_hooks.append((hooks.attn_result(layer), self._keep(state, "result")))
             if self.graph.shape.post_attention_norm:
-                hooks.append((f"blocks.{layer}.ln1_post.hook_scale", self._keep(state, "scale")))
+                fwd_hooks.append((hooks.ln1_post_scale(layer), self._keep(state, "scale")))
             if self.has_mlp:
 
                 def mlp_in(x, hook, layer=layer):
@@ -131,12 +127,12 @@ class PassByPassForward:
                     slot = Slot(Node("mlp", layer))
                     return self._mix(slot, biases[("mlp", layer)], patched, ablated_outs, alpha)
 
-                hooks += [
-                    (f"blocks.{layer}.hook_mlp_in", mlp_in),
-                    (f"blocks.{layer}.hook_mlp_out", self._keep(patched, Node("mlp", layer))),
+                fwd_hooks += [
+                    (hooks.mlp_in(layer), mlp_in),
+                    (hooks.mlp_out(layer), self._keep(patched, Node("mlp", layer))),
                 ]
             with edge_hook_points(self.model, attn_result=True):
-                self.model.run_with_hooks(tokens, fwd_hooks=hooks, stop_at_layer=layer + 1)
+                self.model.run_with_hooks(tokens, fwd_hooks=fwd_hooks, stop_at_layer=layer + 1)
             if not self.has_mlp:
                 shares = self._share(layer, state.pop("result"), state.pop("scale", None))
                 patched.update({Node("head", layer, h): s for h, s in enumerate(shares)})
@@ -145,7 +141,7 @@ class PassByPassForward:
             slot = Slot(Node("logits"))
             return self._mix(slot, biases[("logits", 0)], patched, ablated_outs, alpha)
 
-        last = f"blocks.{self.n_layers - 1}.hook_resid_post"
+        last = hooks.resid_post(self.n_layers - 1)
         with edge_hook_points(self.model, attn_result=True):
             return self.model.run_with_hooks(tokens, fwd_hooks=[(last, logits_in)])
 

@@ -11,6 +11,7 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
+from circuitforge.ablation import Ablation
 from circuitforge.edges.objectives import last_read_position
 from circuitforge.feature_circuits.ablation import (
     complement,
@@ -32,9 +33,9 @@ from circuitforge.feature_circuits.attribution import (
 )
 from circuitforge.feature_circuits.edges import KeptNodes, edge_effects, embedding_edges
 from circuitforge.feature_circuits.points import SAEPoint
+from circuitforge.model import hooks
 from circuitforge.model.forward import embed
 
-Ablation = Literal["interchange", "zero", "mean"]
 Method = Literal["attribution", "ig"]
 
 
@@ -207,7 +208,7 @@ def summed_embedding_edges(
     """Edges from each position's token embedding to the first point's `nodes` ((position,
     feature) pairs), averaged over every example of `batches`: [pos, nodes]. None when the
     first point is the embedding itself (blocks.0.hook_resid_pre)."""
-    if points[0].hook_name == "blocks.0.hook_resid_pre" or not nodes:
+    if points[0].hook_name == hooks.resid_pre(0) or not nodes:
         return None
     total, examples = 0, 0
     for i, batch in enumerate(batches):

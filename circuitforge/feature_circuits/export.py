@@ -17,6 +17,8 @@ from transformer_lens import HookedTransformer
 from circuitforge.feature_circuits.edges import ERROR, KeptNodes
 from circuitforge.feature_circuits.points import SAEPoint
 from circuitforge.feature_circuits.positions import PositionNodes
+from circuitforge.model import hooks
+from circuitforge.model.internals import head_output_weights
 
 
 def node_id(point: SAEPoint, feature: int, position: int | None = None) -> str:
@@ -36,8 +38,8 @@ def direct_logit_tokens(
     model: HookedTransformer, point: SAEPoint, feature: int, n: int = 5
 ) -> tuple[list[str], list[str]]:
     direction = point.decoder[feature].to(model.W_U.device)
-    if point.hook_name.endswith("attn.hook_z"):
-        w_o = model.blocks[point.layer].attn.W_O  # [head d_head d_model]
+    if point.hook_name == hooks.attn_z(point.layer):
+        w_o = head_output_weights(model, point.layer)  # [head d_head d_model]
         direction = direction @ w_o.reshape(-1, w_o.shape[-1]).float()
     logits = direction @ model.W_U.float()
     decode = model.tokenizer.decode if model.tokenizer is not None else str

@@ -8,7 +8,6 @@ flattened to `[batch pos d_in]` (hook_z's heads are concatenated, as Gemma Scope
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import torch
@@ -16,10 +15,10 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
+from circuitforge.model import hooks
+from circuitforge.model.hooks import parse_hook
 from circuitforge.sae.matching import MatchedSAE, SAESource, load_sae
 
-_KINDS = "hook_resid_pre|hook_resid_mid|hook_resid_post|attn\\.hook_z|hook_attn_out|hook_mlp_out"
-_HOOK = re.compile(rf"^blocks\.(\d+)\.({_KINDS})$")
 _SLOT = {  # where in block L a hook sits, from L (its input) to L + 1 (its output)
     "hook_resid_pre": 0.0,  # so resid_pre L + 1 and resid_post L are the same point
     "attn.hook_z": 0.2,
@@ -83,14 +82,13 @@ class SAEPoint:
 
 
 def hook_place(hook_name: str) -> tuple[int, str, float]:
-    match = _HOOK.match(hook_name)
-    if match is None:
+    point = parse_hook(hook_name)
+    if point is None or point.point not in _SLOT:
         raise ValueError(
             f"feature circuits read SAEs on resid_pre/mid/post, attn.hook_z, hook_attn_out or "
             f"hook_mlp_out; this SAE reads {hook_name!r}"
         )
-    layer, kind = int(match.group(1)), match.group(2)
-    return layer, SUBLAYER[kind], layer + _SLOT[kind]
+    return point.layer, SUBLAYER[point.point], point.layer + _SLOT[point.point]
 
 
 @torch.no_grad()
@@ -113,7 +111,8 @@ def affine_decoder(sae, chunk: int = 1024) -> tuple[Tensor, Tensor]:
 
 def hook_width(model: HookedTransformer, hook_name: str) -> int:
     cfg = model.cfg
-    if hook_name.endswith("attn.hook_z"):
+    point = parse_hook(hook_name)
+    if point is not None and hook_name == hooks.attn_z(point.layer):
         return cfg.n_heads * cfg.d_head
     return cfg.d_model
 

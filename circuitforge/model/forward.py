@@ -1,7 +1,9 @@
 """The forward pass of a frozen HookedTransformer, in pieces, following where each block lives.
 
-This is the one file that reaches into TransformerLens' model internals (`input_to_embed`,
-`blocks`, `ln_final`, `unembed`, the KV cache), so a move to `TransformerBridge` touches only it.
+With `internals.py` (the attention weights, norms and `cfg` hook flags that graph code reads)
+and `hooks.py` (every hook name), this is the one place that reaches into TransformerLens' model
+internals (`input_to_embed`, `blocks`, `unembed`, the KV cache), so a move to `TransformerBridge`
+touches only these three files.
 Every function moves the residual to the device of the block it enters, so a model split over
 several devices by `placement.place_model` runs correctly, whatever devices the plan names.
 """
@@ -14,6 +16,8 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.utilities.activation_functions import apply_softcap
+
+from circuitforge.model.internals import final_norm
 
 
 def block_device(model: HookedTransformer, layer: int) -> torch.device:
@@ -47,9 +51,9 @@ def run_blocks(
     attention_mask: Int[Tensor, "batch pos"] | None = None,
     kv_cache: TransformerLensKeyValueCache | None = None,
 ) -> Float[Tensor, "batch pos d_model"]:
-    """Run blocks `start..stop-1` on `residual` (= `blocks.{start}.hook_resid_pre`).
+    """Run blocks `start..stop-1` on `residual` (= `hooks.resid_pre(start)`).
 
-    Returns `blocks.{stop-1}.hook_resid_post`. Hooks on these blocks fire as in a full run.
+    Returns `hooks.resid_post(stop - 1)`. Hooks on these blocks fire as in a full run.
     """
     if not 0 <= start <= stop <= model.cfg.n_layers:
         raise ValueError(f"blocks {start}..{stop} out of range for {model.cfg.n_layers} layers")
@@ -65,9 +69,7 @@ def run_blocks(
 def unembed(
     model: HookedTransformer, residual: Float[Tensor, "batch pos d_model"]
 ) -> Float[Tensor, "batch pos d_vocab"]:
-    residual = residual.to(output_device(model))
-    if model.cfg.normalization_type is not None:
-        residual = model.ln_final(residual)
+    residual = final_norm(model, residual.to(output_device(model)))
     return apply_softcap(model.unembed(residual), model.cfg.output_logits_soft_cap)
 
 

@@ -8,12 +8,13 @@ refuse the rest (and SAEs whose width does not match the model).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from circuitforge.manifest import MANIFEST, verify_manifest
+from circuitforge.model import hooks
+from circuitforge.model.hooks import parse_hook
 
 
 class SAEMismatchError(ValueError):
@@ -55,23 +56,19 @@ class MatchedSAE:
         return f"https://www.neuronpedia.org/{self.neuronpedia_id}/{feature}"
 
 
-_RESID = re.compile(r"^blocks\.(\d+)\.hook_resid_(pre|post)$")
-
-
 def same_point_hooks(hook_name: str) -> list[str]:
     """Hook names that carry the same tensor as `hook_name` (resid_pre L == resid_post L-1)."""
-    match = _RESID.match(hook_name)
-    if match is None:
-        return [hook_name]
-    layer, kind = int(match.group(1)), match.group(2)
-    if kind == "pre":
-        return [hook_name] + ([f"blocks.{layer - 1}.hook_resid_post"] if layer > 0 else [])
-    return [hook_name, f"blocks.{layer + 1}.hook_resid_pre"]
+    point = parse_hook(hook_name)
+    if point is not None and hook_name == hooks.resid_pre(point.layer):
+        return [hook_name] + ([hooks.resid_post(point.layer - 1)] if point.layer > 0 else [])
+    if point is not None and hook_name == hooks.resid_post(point.layer):
+        return [hook_name, hooks.resid_pre(point.layer + 1)]
+    return [hook_name]
 
 
 def _hook_layer(hook_name: str) -> int | None:
-    match = re.match(r"^blocks\.(\d+)\.", hook_name)
-    return int(match.group(1)) if match else None
+    point = parse_hook(hook_name)
+    return None if point is None else point.layer
 
 
 def load_matching_sae(source: SAESource, hook_name: str, d_model: int) -> MatchedSAE:
