@@ -8,7 +8,7 @@ import torch
 
 from circuitforge.edges.discrete import prune_dead_ends
 from circuitforge.edges.faithfulness import area_metrics
-from circuitforge.edges.graph import EdgeGraph, GraphShape, Node
+from circuitforge.edges.graph import ComponentNode, EdgeGraph, GraphShape
 from circuitforge.edges.masked_forward import MaskedForward, dense_coefficients
 from circuitforge.edges.reference import PassByPassForward
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
@@ -113,7 +113,7 @@ def test_cutting_every_edge_out_of_a_head_equals_patching_its_z_in_a_plain_forwa
     graph = EdgeGraph(GraphShape.of(model))
     forward = MaskedForward(model, graph)
     clean, corrupt = _tokens(model, 0), _tokens(model, 1)
-    head = Node("head", 1, 2)
+    head = ComponentNode("head", 1, 2)
     coefficients = torch.tensor([0.0 if e.src == head else 1.0 for e in graph.edges])
     ours = forward(clean, forward.record(corrupt)[0], dense_coefficients(graph, coefficients))
     _, cache = model.run_with_cache(corrupt, names_filter="blocks.1.attn.hook_z")

@@ -20,17 +20,17 @@ from pathlib import Path
 import torch
 
 from circuitforge.atomic_files import write_text_atomically
-from circuitforge.edges.graph import EdgeGraph, Node
+from circuitforge.edges.graph import ComponentNode, EdgeGraph
 from circuitforge.model import hooks
 
 
-def mib_node_name(node: Node) -> str:
+def mib_node_name(node: ComponentNode) -> str:
     if node.kind == "head":
         return f"a{node.layer}.h{node.head}"
     return node.name  # input, m{L}, logits
 
 
-def mib_edge_name(src: Node, dest: Node, channel: str | None) -> str:
+def mib_edge_name(src: ComponentNode, dest: ComponentNode, channel: str | None) -> str:
     tail = f"<{channel}>" if channel else ""
     return f"{mib_node_name(src)}->{mib_node_name(dest)}{tail}"
 

@@ -6,7 +6,7 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
-from circuitforge.edges.graph import EdgeGraph, Node
+from circuitforge.edges.graph import ComponentNode, EdgeGraph
 
 
 def top_edges(scores: Float[Tensor, " edge"], n_keep: int) -> Bool[Tensor, " edge"]:
@@ -26,7 +26,7 @@ def prune_dead_ends(graph: EdgeGraph, keep: Bool[Tensor, " edge"]) -> Bool[Tenso
     last layer down, since edges only go forward.
     """
     keep = keep.clone()
-    live: set[Node] = {Node("logits")}
+    live: set[ComponentNode] = {ComponentNode("logits")}
 
     def dest_order(i: int) -> tuple[int, int]:  # logits, then per layer the MLP, then heads
         dest = graph.edges[i].dest
@@ -50,7 +50,7 @@ def node_names(graph: EdgeGraph, keep: Bool[Tensor, " edge"]) -> list[str]:
     return [n.name for n in sorted(nodes, key=_node_order)]
 
 
-def _node_order(node: Node) -> tuple[int, int, int]:
+def _node_order(node: ComponentNode) -> tuple[int, int, int]:
     rank = {"input": 0, "head": 1, "mlp": 2, "logits": 3}[node.kind]
     layer = -1 if node.kind == "input" else (10**9 if node.kind == "logits" else node.layer)
     return (layer, rank, node.head)

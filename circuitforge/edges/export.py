@@ -8,12 +8,12 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from circuitforge.edges.discrete import _node_order
-from circuitforge.edges.graph import Edge, EdgeGraph, Node
+from circuitforge.edges.graph import ComponentEdge, ComponentNode, EdgeGraph
 
 
 def circuit_text(graph: EdgeGraph, keep: list[bool]) -> str:
     """One line per destination: `9.6[q] <- input, 0.10, 3.0` (sources in layer order)."""
-    into: dict[tuple, list[Edge]] = defaultdict(list)
+    into: dict[tuple, list[ComponentEdge]] = defaultdict(list)
     for edge, kept in zip(graph.edges, keep):
         if kept:
             into[(edge.dest, edge.channel, edge.position)].append(edge)
@@ -56,7 +56,7 @@ def circuit_picture(graph: EdgeGraph, keep: list[bool], coefficients: list[float
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
 
-    def xy(node: Node) -> tuple[int, int]:
+    def xy(node: ComponentNode) -> tuple[int, int]:
         if node.kind == "input":
             return width // 2, height - margin
         if node.kind == "logits":
@@ -65,13 +65,13 @@ def circuit_picture(graph: EdgeGraph, keep: list[bool], coefficients: list[float
         column = node.head if node.kind == "head" else n_heads
         return margin + cell * column + cell // 2, height - margin - row * cell
 
-    used: set[Node] = set()
+    used: set[ComponentNode] = set()
     for edge, kept, c in zip(graph.edges, keep, coefficients):
         if kept:
             used |= {edge.src, edge.dest}
             line_width = 1 + round(2 * min(max(c, 0.0), 1.0))  # thicker = larger coefficient
             draw.line([xy(edge.src), xy(edge.dest)], fill=COLOURS[edge.channel], width=line_width)
-    for node in graph.sources + (Node("logits"),):
+    for node in graph.sources + (ComponentNode("logits"),):
         x, y = xy(node)
         fill = (252, 233, 79) if node in used else (238, 238, 236)
         draw.ellipse([x - 14, y - 10, x + 14, y + 10], fill=fill, outline=(46, 52, 54))

@@ -9,10 +9,13 @@ destination:
     MLP L                  <-  input, heads of layers <= L, MLPs of layers < L
     logits                 <-  every source
 
+Nodes are model components (`ComponentNode`; the feature circuits' nodes are SAE features,
+`feature_circuits.attribution_graph.GraphNode`), edges run between them (`ComponentEdge`).
+
 Internally the masked forward works on a dense grid of `sources x slots`. A slot is one input
 a destination reads: `L.H[q]`, `L.H[k]`, `L.H[v]`, `mL`, `logits`. Sources are ordered so that
-what a slot may read is always a prefix of the source list (`slot_prefix`). A graph `Edge` owns
-one or more grid cells (all three Q/K/V cells when `split_qkv` is off; with `per_position`, one
+what a slot may read is always a prefix of the source list (`slot_prefix`). A `ComponentEdge`
+owns one or more grid cells (all three Q/K/V cells when `split_qkv` is off; with `per_position`, one
 cell at one position). Cells no edge owns (an MLP that is not a node) keep coefficient 1: they
 always carry the clean-run value.
 
@@ -29,13 +32,15 @@ from typing import Literal
 
 import torch
 
-NodeKind = Literal["input", "head", "mlp", "logits"]
+ComponentKind = Literal["input", "head", "mlp", "logits"]
 CHANNELS = ("q", "k", "v")
 
 
 @dataclass(frozen=True)
-class Node:
-    kind: NodeKind
+class ComponentNode:
+    """A model component of the edge graph: the input, a head, an MLP or the logits."""
+
+    kind: ComponentKind
     layer: int = -1
     head: int = -1
 
@@ -55,7 +60,7 @@ class Node:
 class Slot:
     """One input a destination reads: a head's Q, K or V input, an MLP's input, the logits'."""
 
-    node: Node
+    node: ComponentNode
     channel: str | None = None
 
     @property
@@ -64,9 +69,9 @@ class Slot:
 
 
 @dataclass(frozen=True)
-class Edge:
-    src: Node
-    dest: Node
+class ComponentEdge:
+    src: ComponentNode
+    dest: ComponentNode
     channel: str | None = None  # q/k/v when Q/K/V are separate edges
     position: int | None = None  # the token position, for per-position graphs
 
@@ -109,7 +114,7 @@ class EdgeGraph:
     split_qkv: bool = True
     include_mlp: bool = True
     n_positions: int | None = None  # per-position edges over this many positions when set
-    edges: tuple[Edge, ...] = field(init=False)
+    edges: tuple[ComponentEdge, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         if self.shape.attn_only and self.include_mlp:
@@ -118,12 +123,12 @@ class EdgeGraph:
 
     # --- the dense grid ---------------------------------------------------------------------
     @cached_property
-    def sources(self) -> tuple[Node, ...]:
-        out = [Node("input")]
+    def sources(self) -> tuple[ComponentNode, ...]:
+        out = [ComponentNode("input")]
         for layer in range(self.shape.n_layers):
-            out += [Node("head", layer, h) for h in range(self.shape.n_heads)]
+            out += [ComponentNode("head", layer, h) for h in range(self.shape.n_heads)]
             if not self.shape.attn_only:
-                out.append(Node("mlp", layer))
+                out.append(ComponentNode("mlp", layer))
         return tuple(out)
 
     @cached_property
@@ -131,14 +136,17 @@ class EdgeGraph:
         out = []
         for layer in range(self.shape.n_layers):
             for channel in CHANNELS:
-                out += [Slot(Node("head", layer, h), channel) for h in range(self.shape.n_heads)]
+                out += [
+                    Slot(ComponentNode("head", layer, h), channel)
+                    for h in range(self.shape.n_heads)
+                ]
             if not self.shape.attn_only:
-                out.append(Slot(Node("mlp", layer)))
-        out.append(Slot(Node("logits")))
+                out.append(Slot(ComponentNode("mlp", layer)))
+        out.append(Slot(ComponentNode("logits")))
         return tuple(out)
 
     @cached_property
-    def source_index(self) -> dict[Node, int]:
+    def source_index(self) -> dict[ComponentNode, int]:
         return {node: i for i, node in enumerate(self.sources)}
 
     @cached_property
@@ -156,11 +164,11 @@ class EdgeGraph:
         return len(self.sources)
 
     # --- edges ------------------------------------------------------------------------------
-    def _is_node(self, node: Node) -> bool:
+    def _is_node(self, node: ComponentNode) -> bool:
         return node.kind != "mlp" or self.include_mlp
 
     def _enumerate_edges(self):
-        dests: list[tuple[Node, str | None]] = []
+        dests: list[tuple[ComponentNode, str | None]] = []
         for slot in self.slots:
             if not self._is_node(slot.node):
                 continue
@@ -175,10 +183,10 @@ class EdgeGraph:
                 if not self._is_node(src):
                     continue
                 for position in positions:
-                    yield Edge(src, dest, channel, position)
+                    yield ComponentEdge(src, dest, channel, position)
 
     @cached_property
-    def edge_index(self) -> dict[Edge, int]:
+    def edge_index(self) -> dict[ComponentEdge, int]:
         return {edge: i for i, edge in enumerate(self.edges)}
 
     @cached_property

@@ -28,7 +28,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from circuitforge.ablation import Ablation, check_ablation
-from circuitforge.edges.graph import EdgeGraph, Node, Slot
+from circuitforge.edges.graph import ComponentNode, EdgeGraph, Slot
 from circuitforge.model import hooks
 from circuitforge.model.internals import edge_hook_points, head_outputs
 
@@ -148,8 +148,8 @@ class MaskedForward:
             return len(self.graph.sources)
         layer = int(key[4:] if key.startswith("attn") else key[3:])
         if key.startswith("attn"):
-            return self.graph.slot_prefix(Slot(Node("head", layer, 0), "q"))
-        return self.graph.slot_prefix(Slot(Node("mlp", layer)))
+            return self.graph.slot_prefix(Slot(ComponentNode("head", layer, 0), "q"))
+        return self.graph.slot_prefix(Slot(ComponentNode("mlp", layer)))
 
     # --- the patched pass --------------------------------------------------------------------
     def __call__(

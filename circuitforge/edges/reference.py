@@ -20,7 +20,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from circuitforge.edges.graph import EdgeGraph, Node, Slot
+from circuitforge.edges.graph import ComponentNode, EdgeGraph, Slot
 from circuitforge.model import hooks
 from circuitforge.model.internals import edge_hook_points, normalised_head_outputs
 
@@ -41,7 +41,9 @@ class PassByPassForward:
     def record(self, tokens: Int[Tensor, "batch pos"], kind: str = "interchange"):
         """Source outputs by node, and the residual each slot reads, of a plain run."""
         outs, resid, state = {}, {}, {}
-        fwd_hooks = [(hooks.resid_pre(0), lambda x, hook: outs.__setitem__(Node("input"), x))]
+        fwd_hooks = [
+            (hooks.resid_pre(0), lambda x, hook: outs.__setitem__(ComponentNode("input"), x))
+        ]
         for layer in range(self.n_layers):
             fwd_hooks += [
                 (hooks.resid_pre(layer), self._keep(resid, ("attn", layer))),
@@ -52,14 +54,14 @@ class PassByPassForward:
             if self.has_mlp:
                 fwd_hooks += [
                     (hooks.resid_mid(layer), self._keep(resid, ("mlp", layer))),
-                    (hooks.mlp_out(layer), self._keep(outs, Node("mlp", layer))),
+                    (hooks.mlp_out(layer), self._keep(outs, ComponentNode("mlp", layer))),
                 ]
         fwd_hooks.append((hooks.resid_post(self.n_layers - 1), self._keep(resid, ("logits", 0))))
         with edge_hook_points(self.model, attn_result=True):
             self.model.run_with_hooks(tokens, fwd_hooks=fwd_hooks)
         for layer in range(self.n_layers):
             shares = self._share(layer, state[("result", layer)], state.get(("scale", layer)))
-            outs.update({Node("head", layer, h): s for h, s in enumerate(shares)})
+            outs.update({ComponentNode("head", layer, h): s for h, s in enumerate(shares)})
         # biases: what each slot's residual holds beyond the sources it reads
         biases = {}
         for key, value in resid.items():
@@ -83,8 +85,8 @@ class PassByPassForward:
         if kind == "logits":
             return len(self.graph.sources)
         if kind == "attn":
-            return self.graph.slot_prefix(Slot(Node("head", layer, 0), "q"))
-        return self.graph.slot_prefix(Slot(Node("mlp", layer)))
+            return self.graph.slot_prefix(Slot(ComponentNode("head", layer, 0), "q"))
+        return self.graph.slot_prefix(Slot(ComponentNode("mlp", layer)))
 
     def _mix(self, slot: Slot, bias, patched, ablated, alpha) -> Tensor:
         """The slot's input, one source at a time (alpha: [position, source, slot])."""
@@ -103,12 +105,12 @@ class PassByPassForward:
         alpha: Float[Tensor, "position source slot"],
     ) -> Float[Tensor, "batch pos d_vocab"]:
         ablated_outs, biases = ablated
-        patched: dict[Node, Tensor] = {}
+        patched: dict[ComponentNode, Tensor] = {}
         state: dict = {}
         for layer in range(self.n_layers):
             fwd_hooks = []
             if layer == 0:
-                fwd_hooks.append((hooks.resid_pre(0), self._keep(patched, Node("input"))))
+                fwd_hooks.append((hooks.resid_pre(0), self._keep(patched, ComponentNode("input"))))
             for channel in ("q", "k", "v"):
                 fwd_hooks.append(
                     (
@@ -123,22 +125,24 @@ class PassByPassForward:
 
                 def mlp_in(x, hook, layer=layer):
                     shares = self._share(layer, state.pop("result"), state.pop("scale", None))
-                    patched.update({Node("head", layer, h): s for h, s in enumerate(shares)})
-                    slot = Slot(Node("mlp", layer))
+                    patched.update(
+                        {ComponentNode("head", layer, h): s for h, s in enumerate(shares)}
+                    )
+                    slot = Slot(ComponentNode("mlp", layer))
                     return self._mix(slot, biases[("mlp", layer)], patched, ablated_outs, alpha)
 
                 fwd_hooks += [
                     (hooks.mlp_in(layer), mlp_in),
-                    (hooks.mlp_out(layer), self._keep(patched, Node("mlp", layer))),
+                    (hooks.mlp_out(layer), self._keep(patched, ComponentNode("mlp", layer))),
                 ]
             with edge_hook_points(self.model, attn_result=True):
                 self.model.run_with_hooks(tokens, fwd_hooks=fwd_hooks, stop_at_layer=layer + 1)
             if not self.has_mlp:
                 shares = self._share(layer, state.pop("result"), state.pop("scale", None))
-                patched.update({Node("head", layer, h): s for h, s in enumerate(shares)})
+                patched.update({ComponentNode("head", layer, h): s for h, s in enumerate(shares)})
 
         def logits_in(x, hook):
-            slot = Slot(Node("logits"))
+            slot = Slot(ComponentNode("logits"))
             return self._mix(slot, biases[("logits", 0)], patched, ablated_outs, alpha)
 
         last = hooks.resid_post(self.n_layers - 1)
@@ -149,7 +153,7 @@ class PassByPassForward:
         def hook(x, hook):
             heads = [
                 self._mix(
-                    Slot(Node("head", layer, h), channel),
+                    Slot(ComponentNode("head", layer, h), channel),
                     biases[("attn", layer)],
                     patched,
                     ablated_outs,
