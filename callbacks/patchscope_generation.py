@@ -1,4 +1,7 @@
-"""PatchscopeGeneration: decode X into words by injecting it into a target prompt."""
+"""PatchscopeGeneration: decode X into words by injecting it into a target prompt.
+
+`results/patchscope_generation.json`: per-vector fields are lists in the order of `vectors`.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,12 @@ import math
 import lightning as L
 from lightning.pytorch.trainer.states import TrainerFn
 
-from callbacks.result_callback import ResultCallback
+from callbacks.result_callback import ResultCallback, module_of
 from circuitforge.numerics import require_at_least_one
 from circuitforge.patchscope.generation import patchscope_decode
 from circuitforge.patchscope.prompt import PlaceholderPrompt, locate_placeholder
+from circuitforge.results import per_vector
+from lightning_modules.residual_vector import ResidualVectorModule
 
 
 class PatchscopeGeneration(ResultCallback):
@@ -38,54 +43,51 @@ class PatchscopeGeneration(ResultCallback):
         self.alpha, self.new_tokens, self.every_n_epochs = alpha, new_tokens, every_n_epochs
         self.prompt: PlaceholderPrompt | None = None
 
-    def setup(self, trainer: L.Trainer, pl_module, stage: str) -> None:
-        self.prompt = locate_placeholder(
-            pl_module.frozen_model, self.target_prompt, self.placeholder
-        )
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        module = module_of(pl_module, ResidualVectorModule, self)
+        self.prompt = locate_placeholder(module.frozen_model, self.target_prompt, self.placeholder)
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
         last = trainer.max_epochs is not None and epoch >= trainer.max_epochs
         if epoch % self.every_n_epochs and not last:
             return
-        self.report(trainer, pl_module)
+        self.report(trainer, module_of(pl_module, ResidualVectorModule, self))
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.state.fn == TrainerFn.VALIDATING:  # `validate`: X as it is
-            self.report(trainer, pl_module)
+            self.report(trainer, module_of(pl_module, ResidualVectorModule, self))
 
-    def report(self, trainer: L.Trainer, pl_module) -> None:
+    def report(self, trainer: L.Trainer, module: ResidualVectorModule) -> None:
         assert self.prompt is not None
         decoded = patchscope_decode(
-            pl_module.frozen_model,
+            module.frozen_model,
             self.prompt,
-            pl_module.source_layer,
-            pl_module.X.detach(),
-            pl_module.baseline,
-            pl_module.target_layer,
-            pl_module.vector_neurons,
+            module.source_layer,
+            module.X.detach(),
+            module.baseline,
+            module.target_layer,
+            module.vector_neurons,
             self.alpha,
             self.new_tokens,
         )
-        single = len(decoded.plain_text) == 1
-
-        def one(values: list):
-            return values[0] if single else values
-
+        names = module.vector_names()
         self.write(
             trainer,
             {
                 "target_prompt": self.target_prompt,
                 "alpha": self.alpha,
-                "vectors": pl_module.vector_names(),
-                "contrastive_text": one(decoded.contrastive_text),
-                "plain_text": one(decoded.plain_text),
-                "prefill_activation": one(decoded.prefill_activation),
+                **per_vector(
+                    names,
+                    contrastive_text=decoded.contrastive_text,
+                    plain_text=decoded.plain_text,
+                    prefill_activation=decoded.prefill_activation,
+                ),
             },
         )
         writer = self.tensorboard(trainer)
         if writer is not None:
-            for i, name in enumerate(pl_module.vector_names()):
+            for i, name in enumerate(names):
                 text = (
                     f"**prompt** {self.target_prompt}\n\n"
                     f"**contrastive** (a={self.alpha}) {decoded.contrastive_text[i]}\n\n"

@@ -3,7 +3,8 @@
 For a `validate` run of `ResidualVectorModule` with `init: atlas`. The SAE decomposition and
 the Patchscope decoding are the `SAEDecomposition` and `PatchscopeGeneration` callbacks of the
 same run (they must be listed too); this callback joins their results with the atlas context
-into `results/reactivation.json`: `neuron`, `layer`, `text_index`, `token_position`,
+into `results/reactivation.json`: `source_layer`, `target_prompt`, `vectors` (the names) and, as
+lists in the order of `vectors`, `neuron`, `layer`, `text_index`, `token_position`,
 `trigger_token`, `original_activation` (the neuron at its trigger), `patched_activation` (the
 neuron at the target prompt's placeholder with X injected), `top_features`, `plain_text`,
 `contrastive_text`.
@@ -15,8 +16,10 @@ import lightning as L
 from lightning.pytorch.trainer.states import TrainerFn
 
 from callbacks.patchscope_generation import PatchscopeGeneration
-from callbacks.result_callback import ResultCallback
+from callbacks.result_callback import ResultCallback, module_of
 from callbacks.sae_decomposition import SAEDecomposition
+from circuitforge.results import per_vector
+from lightning_modules.residual_vector import ResidualVectorModule
 
 
 def _one(callbacks: list, kind: type):
@@ -32,45 +35,43 @@ def _one(callbacks: list, kind: type):
 class ReactivationReport(ResultCallback):
     result_name = "reactivation"
 
-    def setup(self, trainer: L.Trainer, pl_module, stage: str) -> None:
-        if not getattr(pl_module, "atlas_seeds", None):
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if not module_of(pl_module, ResidualVectorModule, self).atlas_seeds:
             raise ValueError("ReactivationReport needs ResidualVectorModule with init: atlas")
         self.sae = _one(trainer.callbacks, SAEDecomposition)
         self.patchscope = _one(trainer.callbacks, PatchscopeGeneration)
 
-    def on_validation_end(self, trainer: L.Trainer, pl_module) -> None:
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.state.fn != TrainerFn.VALIDATING:
             return
+        module = module_of(pl_module, ResidualVectorModule, self)
         sae, scope = self.sae.history[-1], self.patchscope.history[-1]
-        seeds = {seed.entry.neuron: seed for seed in pl_module.atlas_seeds}
-        names = pl_module.vector_names()
-        per_vector = []
-        for j, neuron in enumerate(pl_module.vector_neurons):
-
-            def pick(values, j=j):  # the callbacks unwrap single-vector lists
-                return values if len(names) == 1 else values[j]
-
-            seed, entry = seeds[neuron], seeds[neuron].entry
-            patched = pick(scope["prefill_activation"])
-            per_vector.append(
-                {
-                    "vector": names[j],
-                    "neuron": neuron,
-                    "layer": entry.layer,
-                    "source_layer": pl_module.source_layer,
-                    "text_index": entry.text_index,
-                    "token_position": entry.token_position,
-                    "trigger_token": entry.trigger_token,
-                    "original_activation": seed.original_activation,
-                    "atlas_activation": entry.activation,
-                    "patched_activation": patched,
-                    "patched_over_original": patched / seed.original_activation
-                    if seed.original_activation
-                    else None,
-                    "target_prompt": scope["target_prompt"],
-                    "top_features": pick(sae["top_features"]),
-                    "plain_text": pick(scope["plain_text"]),
-                    "contrastive_text": pick(scope["contrastive_text"]),
-                }
-            )
-        self.write(trainer, per_vector[0] if len(per_vector) == 1 else {"vectors": per_vector})
+        names = module.vector_names()
+        if sae["vectors"] != names or scope["vectors"] != names:
+            raise RuntimeError("the SAE and Patchscope results are not of this run's vectors")
+        by_neuron = {seed.entry.neuron: seed for seed in module.atlas_seeds}
+        seeds = [by_neuron[neuron] for neuron in module.vector_neurons]
+        patched = scope["prefill_activation"]
+        result = {
+            "source_layer": module.source_layer,
+            "target_prompt": scope["target_prompt"],
+            **per_vector(
+                names,
+                neuron=module.vector_neurons,
+                layer=[s.entry.layer for s in seeds],
+                text_index=[s.entry.text_index for s in seeds],
+                token_position=[s.entry.token_position for s in seeds],
+                trigger_token=[s.entry.trigger_token for s in seeds],
+                original_activation=[s.original_activation for s in seeds],
+                atlas_activation=[s.entry.activation for s in seeds],
+                patched_activation=patched,
+                patched_over_original=[
+                    p / s.original_activation if s.original_activation else None
+                    for p, s in zip(patched, seeds)
+                ],
+                top_features=sae["top_features"],
+                plain_text=scope["plain_text"],
+                contrastive_text=scope["contrastive_text"],
+            ),
+        }
+        self.write(trainer, result)

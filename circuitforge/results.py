@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,19 @@ def strict_json(value: Any, what: str, indent: int | None = 2) -> str:
     if bad:
         raise NonFiniteResult(f"{what} holds non-finite numbers ({'; '.join(bad[:5])})")
     return json.dumps(value, indent=indent, allow_nan=False) + "\n"
+
+
+def per_vector(names: Sequence[str], **fields: Sequence[Any]) -> dict[str, Any]:
+    """The per-vector fields of a result: `vectors` (the names) and each field as a list in the
+    order of `vectors`, so a result has one shape whether the run has one vector or many."""
+    if len(set(names)) != len(names):
+        raise ValueError(f"vector names must be distinct, got {list(names)}")
+    for field, values in fields.items():
+        if len(values) != len(names):
+            raise ValueError(
+                f"result field {field!r} has {len(values)} values for {len(names)} vectors"
+            )
+    return {"vectors": list(names), **{field: list(values) for field, values in fields.items()}}
 
 
 def write_result(log_dir: str | Path, name: str, result: dict[str, Any], history: list) -> Path:

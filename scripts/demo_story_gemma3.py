@@ -72,7 +72,8 @@ def main() -> None:
     sae = read(results / "sae_decomposition.json")
     if optimisation is None or decoding is None:
         raise SystemExit(f"{results} has no optimization.json / patchscope_generation.json")
-    layer, neuron = optimisation["target_layer"], optimisation["neuron"]
+    # per-vector fields are lists in the order of `vectors`; the demo optimises one vector
+    layer, neuron = optimisation["target_layer"], optimisation["neuron"][0]
     atlas = json.loads(gzip.decompress(ATLAS.read_bytes()))
     entry = atlas["neurons"][str(neuron)]
 
@@ -89,30 +90,29 @@ def main() -> None:
     source = optimisation["source_layer"]
     print(f"\n=== X, optimised at blocks.{source}.hook_resid_pre ===")
     print(
-        f"  neuron {optimisation['initial_activation']:.2f}"
-        f" -> {optimisation['final_activation']:.2f}"
+        f"  neuron {optimisation['initial_activation'][0]:.2f}"
+        f" -> {optimisation['final_activation'][0]:.2f}"
         f" in {optimisation['steps']} steps (atlas maximum {entry['activation']:.2f}); "
-        f"|X| {optimisation['x_norm']:.0f}, start {optimisation['baseline_norm']:.0f}"
+        f"|X| {optimisation['x_norm'][0]:.0f}, start {optimisation['baseline_norm']:.0f}"
     )
     print(f'  Patchscope "{decoding["target_prompt"]}":')
-    print(f"    contrastive: {decoding['contrastive_text']!r}")
-    print(f"    plain:       {decoding['plain_text']!r}")
-    decoded_words = words(decoding["contrastive_text"]) | words(decoding["plain_text"])
+    contrastive, plain = decoding["contrastive_text"][0], decoding["plain_text"][0]
+    print(f"    contrastive: {contrastive!r}")
+    print(f"    plain:       {plain!r}")
+    decoded_words = words(contrastive) | words(plain)
 
     feature_words: set[str] = set()
     if sae is not None:
         contexts_file = Path(sae["sae"]) / "feature_contexts.json"
         labels = read(contexts_file if contexts_file.is_absolute() else ROOT / contexts_file) or {}
         print(f"\n=== X's strongest SAE features ({sae['sae']}, reads {sae['hook_name']}) ===")
-        for f in sae["top_features"][: args.features]:
+        top_features = sae["top_features"][0]
+        for f in top_features[: args.features]:
             tops = labels.get(str(f["feature"]), [])
             tokens = ", ".join(repr(c["token"]) for c in tops[:5]) or "(no corpus context)"
             print(f"  feature {f['feature']:5d}  {f['activation']:8.2f}  fires on: {tokens}")
             feature_words |= {w for c in tops[:5] for w in words(c["token"])}
-        print(
-            f"  top-{len(sae['top_features'])} features rebuild"
-            f" {sae['norm_fraction_topk'][0]:.0%} of X"
-        )
+        print(f"  top-{len(top_features)} features rebuild {sae['norm_fraction_topk'][0]:.0%} of X")
         print("  the features X gained most over its start (the mean word):")
         for f in gained_features(run, sae["sae"], args.features):
             tops = labels.get(str(f["feature"]), [])

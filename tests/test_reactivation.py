@@ -60,20 +60,21 @@ def test_reactivation_report_matches_plain_forwards(atlas, demo_atlas_path, demo
     cli = main(reactivation_args(tmp_path, demo_atlas_path))
     report = json.loads(results_of(tmp_path / "runs", "reactivation.json").read_text())
     top = atlas["neurons"]["170"]["top_k"][0]
+    assert report["vectors"] == ["neuron170_seed0"]  # one vector: still lists, one per vector
     for key in ("text_index", "token_position", "trigger_token"):
-        assert report[key] == top[key]
-    assert (report["neuron"], report["layer"]) == (170, 3)
+        assert report[key] == [top[key]]
+    assert (report["neuron"], report["layer"]) == ([170], [3])
     x, original, patched = by_hand(demo_model, top, 170)
     assert torch.allclose(cli.model.X[0], x, atol=1e-4)
-    assert report["original_activation"] == pytest.approx(original, rel=1e-4)
-    assert report["original_activation"] == pytest.approx(top["activation"], rel=1e-4)
-    assert report["patched_activation"] == pytest.approx(patched, rel=1e-4)
+    assert report["original_activation"] == pytest.approx([original], rel=1e-4)
+    assert report["original_activation"] == pytest.approx([top["activation"]], rel=1e-4)
+    assert report["patched_activation"] == pytest.approx([patched], rel=1e-4)
     from sae_lens import SAE
 
     sae = SAE.load_from_disk(str(DEMO_SAES / "layer_2"))  # reads resid_post 2 = resid_pre 3
     feature_acts = sae.encode(x[None])[0]
-    assert report["top_features"][0]["feature"] == int(feature_acts.argmax())
-    assert report["plain_text"] and report["contrastive_text"]
+    assert report["top_features"][0][0]["feature"] == int(feature_acts.argmax())
+    assert report["plain_text"][0] and report["contrastive_text"][0]
     scope = json.loads(results_of(tmp_path / "runs", "patchscope_generation.json").read_text())
     assert scope["plain_text"] == report["plain_text"]
 
@@ -82,8 +83,8 @@ def test_no_neuron_takes_the_atlas_maximum(atlas, demo_atlas_path, tmp_path):
     main(reactivation_args(tmp_path, demo_atlas_path, "--model.init_args.neurons=null"))
     report = json.loads(results_of(tmp_path / "runs", "reactivation.json").read_text())
     best = max(atlas["neurons"], key=lambda u: atlas["neurons"][u]["activation"])
-    assert report["neuron"] == int(best)
-    assert report["original_activation"] == pytest.approx(atlas["neurons"][best]["activation"])
+    assert report["neuron"] == [int(best)]
+    assert report["original_activation"] == pytest.approx([atlas["neurons"][best]["activation"]])
 
 
 def test_vector_x_seeds_the_optimisation(demo_atlas_path, tmp_path, demo_model, atlas):

@@ -66,17 +66,18 @@ def test_lightning_run_matches_the_plain_loop(tmp_path):
 
     results = cli.trainer.log_dir + "/results/"
     opt = json.load(open(results + "optimization.json"))
-    assert opt["steps"] == 10 and opt["neuron"] == 170 and opt["source_layer"] == 0
-    assert opt["initial_activation"] == pytest.approx(history[0], rel=1e-4)
-    assert opt["activation_history"] == pytest.approx(history, rel=1e-4, abs=1e-5)
+    assert opt["steps"] == 10 and opt["neuron"] == [170] and opt["source_layer"] == 0
+    assert opt["initial_activation"] == pytest.approx([history[0]], rel=1e-4)
+    assert opt["activation_history"] == [pytest.approx(history, rel=1e-4, abs=1e-5)]
     assert [h["epoch"] for h in opt["history"]] == [0, 1]
     sae = json.load(open(results + "sae_decomposition.json"))
     assert sae["hook_name"] == "blocks.0.hook_resid_pre"  # the stream X is written to
-    assert len(sae["top_features"]) == 10
+    assert len(sae["top_features"]) == 1 and len(sae["top_features"][0]) == 10
     gen = json.load(open(results + "patchscope_generation.json"))
     assert gen["target_prompt"] == "A detailed description of a x is that"
     tokenizer = module.frozen_model.tokenizer
-    assert len(tokenizer(gen["contrastive_text"], add_special_tokens=False)["input_ids"]) == 20
+    (text,) = gen["contrastive_text"]
+    assert len(tokenizer(text, add_special_tokens=False)["input_ids"]) == 20
 
 
 def test_batched_vectors_equal_separate_runs(demo_model):
