@@ -59,18 +59,19 @@ from circuitforge.analysis.patching import (  # noqa: E402
     target_and_source,
 )
 from circuitforge.edges.objectives import logit_difference  # noqa: E402
+from circuitforge.model import hooks  # noqa: E402
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model  # noqa: E402
 from datamodules.prompt_pairs import PromptPairDataModule  # noqa: E402
 
 TOLERANCE = 1e-3
 LOOP_HOOKS = {
-    "resid_pre": "blocks.{layer}.hook_resid_pre",
-    "attn_out": "blocks.{layer}.hook_attn_out",
-    "mlp_out": "blocks.{layer}.hook_mlp_out",
-    "z": "blocks.{layer}.attn.hook_z",
-    "q": "blocks.{layer}.attn.hook_q",
-    "k": "blocks.{layer}.attn.hook_k",
-    "v": "blocks.{layer}.attn.hook_v",
+    "resid_pre": hooks.resid_pre,
+    "attn_out": hooks.attn_out,
+    "mlp_out": hooks.mlp_out,
+    "z": hooks.attn_z,
+    "q": hooks.attn_q,
+    "k": hooks.attn_k,
+    "v": hooks.attn_v,
 }
 
 
@@ -109,10 +110,10 @@ def loop_sweep(model: HookedTransformer, batch: dict, cells: list[Cell], directi
     cfg, saved = model.cfg, model.cfg.ungroup_grouped_query_attention
     cfg.ungroup_grouped_query_attention = saved or cells[0].kind in ("q", "k", "v")
     try:
-        hooks = {c: LOOP_HOOKS[c.kind].format(layer=c.layer) for c in cells}
-        _, cache = model.run_with_cache(source_tokens, names_filter=sorted(set(hooks.values())))
+        names = {c: LOOP_HOOKS[c.kind](c.layer) for c in cells}
+        _, cache = model.run_with_cache(source_tokens, names_filter=sorted(set(names.values())))
         out = []
-        for cell, hook in hooks.items():
+        for cell, hook in names.items():
             value = cache[hook][cell.index]
 
             def patch(act, hook, index=cell.index, value=value):

@@ -55,6 +55,7 @@ from circuitforge.feature_circuits.attribution import (  # noqa: E402
     metric_of_residual,
     point_gradients,
 )
+from circuitforge.model import hooks  # noqa: E402
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model  # noqa: E402
 from circuitforge.sae.matching import MatchedSAE, SAESource  # noqa: E402
 from circuitforge.tasks.demo_tasks import demo_ioi_pairs  # noqa: E402
@@ -88,7 +89,7 @@ def random_points(model: HookedTransformer, d_sae: int) -> list[fp.SAEPoint]:
     points = []
     for layer in range(model.cfg.n_layers):
         for kind in KINDS:
-            hook = f"blocks.{layer}.{kind}"
+            hook = hooks.block(layer, kind)
             torch.manual_seed(len(points))
             meta = SAEMetadata(hook_name=hook)
             sae = StandardSAE(StandardSAEConfig(model.cfg.d_model, d_sae, metadata=meta))
@@ -132,15 +133,15 @@ def spliced_grads(
         return hook
 
     with torch.enable_grad():
-        hooks = [(p.hook_name, hook_for(p)) for p in points]
+        fwd_hooks = [(p.hook_name, hook_for(p)) for p in points]
         metric = fc.pair_metric(batch)
         if read_only:
             final = model.run_with_hooks(
-                batch["clean"], fwd_hooks=hooks, stop_at_layer=model.cfg.n_layers
+                batch["clean"], fwd_hooks=fwd_hooks, stop_at_layer=model.cfg.n_layers
             )
             metric_of_residual(model, metric, final, len(final)).sum().backward()
         else:
-            metric(model.run_with_hooks(batch["clean"], fwd_hooks=hooks)).sum().backward()
+            metric(model.run_with_hooks(batch["clean"], fwd_hooks=fwd_hooks)).sum().backward()
     return [f.grad for f in feats]
 
 

@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from circuitforge.data.top_contexts import top_contexts  # noqa: E402
+from circuitforge.model import hooks  # noqa: E402
 from circuitforge.model.local_dir import load_model_dir  # noqa: E402
 
 
@@ -72,7 +73,7 @@ def main() -> None:
             show(f"SAE layer {args.sae_layer} feature {feature}", contexts, topics)
         return
 
-    hook = f"blocks.{args.layer}.mlp.hook_post"
+    hook = hooks.mlp_post(args.layer)
     if args.neuron is not None:
         found = top_contexts(model, texts, hook, lambda a: a[..., [args.neuron]], args.k)
         show(f"L{args.layer} neuron {args.neuron}", found[0], topics)
@@ -94,7 +95,7 @@ def decode_word(model, word: str, layer: int, prompt: str, n: int = 16) -> str:
     """Greedy Patchscope of a real word: its own residual at `layer` (last token of "<bos>
     word") written over the placeholder `x` of `prompt`, at every forward of the decoding."""
     _, cache = model.run_with_cache(model.to_tokens(word))
-    vector = cache[f"blocks.{layer}.hook_resid_pre"][0, -1]
+    vector = cache[hooks.resid_pre(layer)][0, -1]
     tokens = model.to_tokens(prompt)
     position = tokens[0].tolist().index(model.to_single_token("x"))
 
@@ -104,7 +105,7 @@ def decode_word(model, word: str, layer: int, prompt: str, n: int = 16) -> str:
 
     start = tokens.shape[1]
     for _ in range(n):
-        with model.hooks(fwd_hooks=[(f"blocks.{layer}.hook_resid_pre", write)]):
+        with model.hooks(fwd_hooks=[(hooks.resid_pre(layer), write)]):
             logits = model(tokens)
         tokens = torch.cat([tokens, logits[:, -1:].argmax(-1)], dim=1)
     return model.to_string(tokens[0, start:])

@@ -30,6 +30,7 @@ import torch  # noqa: E402
 from circuitforge.atlas.vector_x import newest_match  # noqa: E402
 from circuitforge.data.baseline import compute_baseline  # noqa: E402
 from circuitforge.data.texts import load_texts  # noqa: E402
+from circuitforge.model import hooks  # noqa: E402
 from circuitforge.model.forward import embed, run_blocks  # noqa: E402
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model  # noqa: E402
 from circuitforge.patchscope.constraints import constrain_norm  # noqa: E402
@@ -82,7 +83,7 @@ def read_back(model, texts: list[str], layer: int, neuron: int) -> list[float]:
             captured["post"] = post[0, 1:, neuron]
 
         residual, mask = embed(model, tokens)
-        with model.hooks(fwd_hooks=[(f"blocks.{layer}.mlp.hook_post", keep)]):
+        with model.hooks(fwd_hooks=[(hooks.mlp_post(layer), keep)]):
             run_blocks(model, residual, 0, layer + 1, mask)
         out.append(float(captured["post"].max()) if captured["post"].numel() else 0.0)
     return out

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from transformer_lens import HookedTransformer, HookedTransformerConfig  # noqa: E402
 
+from circuitforge.model import hooks  # noqa: E402
 from circuitforge.model.local_dir import load_model_dir, save_model_dir  # noqa: E402
 
 EDGE_TOL = 1e-6  # an edge exists iff max |write @ read| > EDGE_TOL
@@ -65,19 +66,19 @@ def build_model(meta: dict, weights: dict[str, np.ndarray]) -> HookedTransformer
         if f"{attn}.query.w" in weights:
             for name, key in (("Q", "query"), ("K", "key"), ("V", "value")):
                 w = weights[f"{attn}.{key}.w"].reshape(d_model, n_heads, d_head)
-                state[f"blocks.{layer}.attn.W_{name}"] = t(w.transpose(1, 0, 2))
+                state[hooks.block(layer, f"attn.W_{name}")] = t(w.transpose(1, 0, 2))
                 b = weights[f"{attn}.{key}.b"].reshape(n_heads, d_head)
-                state[f"blocks.{layer}.attn.b_{name}"] = t(b)
-            state[f"blocks.{layer}.attn.W_O"] = t(
+                state[hooks.block(layer, f"attn.b_{name}")] = t(b)
+            state[hooks.block(layer, "attn.W_O")] = t(
                 weights[f"{attn}.linear.w"].reshape(n_heads, d_head, d_model)
             )
-            state[f"blocks.{layer}.attn.b_O"] = t(weights[f"{attn}.linear.b"])
+            state[hooks.block(layer, "attn.b_O")] = t(weights[f"{attn}.linear.b"])
         mlp = f"{prefix}.mlp"
         if f"{mlp}.linear_1.w" in weights:
-            state[f"blocks.{layer}.mlp.W_in"] = t(weights[f"{mlp}.linear_1.w"])
-            state[f"blocks.{layer}.mlp.b_in"] = t(weights[f"{mlp}.linear_1.b"])
-            state[f"blocks.{layer}.mlp.W_out"] = t(weights[f"{mlp}.linear_2.w"])
-            state[f"blocks.{layer}.mlp.b_out"] = t(weights[f"{mlp}.linear_2.b"])
+            state[hooks.block(layer, "mlp.W_in")] = t(weights[f"{mlp}.linear_1.w"])
+            state[hooks.block(layer, "mlp.b_in")] = t(weights[f"{mlp}.linear_1.b"])
+            state[hooks.block(layer, "mlp.W_out")] = t(weights[f"{mlp}.linear_2.w"])
+            state[hooks.block(layer, "mlp.b_out")] = t(weights[f"{mlp}.linear_2.b"])
     # Unembedding from the output SOp's residual labels (not np.eye: DESIGN.md).
     w_u = torch.zeros(d_model, cfg.d_vocab_out)
     for j, label in enumerate(meta["output_space_labels"]):
@@ -207,22 +208,22 @@ def interchange_pairs(examples: list[dict]) -> list[list[int]]:
 
 def _source_output(model: HookedTransformer, cache, src: str) -> torch.Tensor:
     if src == "input":
-        return cache["hook_embed"] + cache["hook_pos_embed"]
+        return cache[hooks.EMBED] + cache[hooks.POS_EMBED]
     if src.startswith("m"):
-        return cache[f"blocks.{int(src[1:])}.hook_mlp_out"]
+        return cache[hooks.mlp_out(int(src[1:]))]
     layer, head = (int(x) for x in src.split("."))
-    z = cache[f"blocks.{layer}.attn.hook_z"][:, :, head]  # [batch, pos, d_head]
+    z = cache[hooks.attn_z(layer)][:, :, head]  # [batch, pos, d_head]
     return z @ model.W_O[layer, head]
 
 
 def _dest_hook(model: HookedTransformer, dest: str, channel: str | None):
     """(hook name, index of the destination's slice) for what the destination reads."""
     if dest == "logits":
-        return f"blocks.{model.cfg.n_layers - 1}.hook_resid_post", (...,)
+        return hooks.resid_post(model.cfg.n_layers - 1), (...,)
     if dest.startswith("m"):
-        return f"blocks.{int(dest[1:])}.hook_mlp_in", (...,)
+        return hooks.mlp_in(int(dest[1:])), (...,)
     layer, head = (int(x) for x in dest.split("."))
-    return f"blocks.{layer}.hook_{channel}_input", (slice(None), slice(None), head)
+    return hooks.qkv_input(layer, channel), (slice(None), slice(None), head)
 
 
 def ablation_effects(model: HookedTransformer, examples: list[dict], edges: list[dict]) -> dict:
@@ -279,7 +280,7 @@ def check_against_tracr(model: HookedTransformer, meta: dict) -> dict:
         tokens = torch.tensor([ex["ids"]])
         with torch.no_grad():
             logits, cache = model.run_with_cache(tokens)
-        final = cache[f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"][0].double().numpy()
+        final = cache[hooks.resid_post(model.cfg.n_layers - 1)][0].double().numpy()
         out = logits[0].double().numpy()
         worst_out = max(worst_out, float(np.abs(out - np.array(ex["output_space"])).max()))
         worst_resid = max(worst_resid, float(np.abs(final - np.array(ex["final_residual"])).max()))
