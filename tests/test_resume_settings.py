@@ -5,6 +5,7 @@ that is whole."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,26 @@ def test_the_settings_in_a_checkpoint_are_the_parsed_config(tmp_path):
     assert "trainer.max_epochs" not in settings and "data.init_args.cache_dir" not in settings
     alpha = [k for k in settings if k.endswith("init_args.alpha")]
     assert len(alpha) == 1 and settings[alpha[0]] == 1.5  # callbacks' settings are compared
+
+
+def test_the_model_weights_are_part_of_what_a_run_is(tmp_path):
+    """A model directory under the same path with other weights is another experiment: the
+    settings name the path, the weights digest says what was in it."""
+    from safetensors.torch import load_file, save_file
+
+    from circuitforge.manifest import write_manifest
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(ROOT / "assets" / "demo" / "model", model_dir)
+    first = main(fit_args(tmp_path, f"--model.init_args.model.path={model_dir}", steps=2))
+    saved = torch.load(checkpoints(first) / "last.ckpt", weights_only=True)["circuitforge_config"]
+    before = saved["settings"]["model.weights"]
+    assert before == first.model.spec.identity()
+
+    weights = load_file(str(model_dir / "model.safetensors"))
+    weights["embed.W_E"] = weights["embed.W_E"] + 1e-3  # fine-tuned, saved in place
+    save_file(weights, str(model_dir / "model.safetensors"))
+    write_manifest(model_dir)
+    resume = [f"--model.init_args.model.path={model_dir}", "--ckpt_path=last"]
+    with pytest.raises(ValueError, match=f"model.weights: checkpoint '{before}', command line '"):
+        main(fit_args(tmp_path, *resume, epochs=2, steps=2))
