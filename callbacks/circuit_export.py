@@ -1,12 +1,14 @@
-"""CircuitExport: at each epoch end, the discrete circuit, evaluated, as JSON, text and PNG.
+"""CircuitExport: at each epoch end, the discrete circuit, evaluated by the core
+(`circuitforge.edges.evaluation.evaluate_circuit`), written as JSON, text, HTML and PNG.
 
 Writes `{log_dir}/results/circuit.json` (`edges` with score and coefficient, `kept`,
-`n_edges_total`, `metrics`: kl, logit_diff_recovered, faithfulness, cpr/cmd when swept;
-`ground_truth_match` when a true circuit is given; `eap`: edge attribution patching computed
-by the same masked forward, at the same circuit size), `circuit.txt` (`9.6 <- 0.10, 3.0` per
-destination), `circuit.png`, `circuit_mib.json` (the scored edges in the EAP-IG / MIB circuit
-format) and `circuit_prune_scores.pt` (auto-circuit's `PruneScores`; both in
-`circuitforge/edges/circuit_formats.py`); the same go to TensorBoard.
+`n_edges_total`, `metrics`: kl, logit_diff_recovered, faithfulness, and MIB's CPR and CMD when
+swept; `sweep`: MIB's two curves, `signed` (CPR) and `absolute` (CMD), each with its points and
+both areas; `ground_truth_match` when a true circuit is given; `eap`: edge attribution patching
+computed by the same masked forward, its circuit at the same size and its CPR/CMD),
+`circuit.txt` (`9.6 <- 0.10, 3.0` per destination), `circuit.png`, `circuit_mib.json` (the
+scored edges in the EAP-IG / MIB circuit format) and `circuit_prune_scores.pt` (auto-circuit's
+`PruneScores`; both in `circuitforge/edges/circuit_formats.py`); the same go to TensorBoard.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from circuitforge.edges.evaluation import (
     evaluate_circuit,
 )
 from circuitforge.edges.export import circuit_picture, circuit_text
+from circuitforge.edges.faithfulness import MIB_FRACTIONS, check_fractions
 from circuitforge.edges.ground_truth import load_true_edges
 from circuitforge.results import write_result
 from circuitforge.viewer.graph_page import edge_graph, graph_page
@@ -46,6 +49,7 @@ class CircuitExport(ResultCallback):
         compare_eap: bool = True,
         ground_truth: str | None = None,
         ground_truth_key: str | None = None,
+        fractions: list[float] | None = None,
     ) -> None:
         """Args:
         sweep: evaluate the MIB curve (0.1%..100% of edges by score) and report CPR and CMD.
@@ -54,10 +58,13 @@ class CircuitExport(ResultCallback):
         ground_truth: a JSON file listing the true edges (a tracr fixture's circuit.json).
         ground_truth_key: which list of that file is the truth; default `edges_{ablation}_ablation`
             (`edges_interchange_ablation`, ...) for the run's ablation.
+        fractions: the fractions of edges of the MIB curves, each in (0, 1]; default MIB's
+            0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50 and 100%.
         """
         super().__init__()
         self.sweep, self.compare_eap = sweep, compare_eap
         self.ground_truth, self.ground_truth_key = ground_truth, ground_truth_key
+        self.fractions = MIB_FRACTIONS if fractions is None else check_fractions(fractions)
         self._prepared: list[PreparedBatch] | None = None
         self._eap: EapReference | None = None
 
@@ -87,6 +94,7 @@ class CircuitExport(ResultCallback):
                 module.objective,
                 module.keep_rule.metric,
                 self.sweep,
+                self.fractions,
             )
         truth = None
         if self.ground_truth is not None:
@@ -101,6 +109,8 @@ class CircuitExport(ResultCallback):
             sweep=self.sweep,
             eap=self._eap if self.compare_eap else None,
             truth=truth,
+            fractions=self.fractions,
+            importance=module.importance(),
         )
 
     def export(self, trainer: L.Trainer, module, evaluation: CircuitEvaluation) -> None:

@@ -131,6 +131,13 @@ class EdgeCoefficientsModule(L.LightningModule):
         """Higher = more in the circuit: the parameter itself (monotone in the coefficient)."""
         return self.theta.detach().clone()
 
+    def importance(self) -> torch.Tensor:
+        """The score MIB ranks: the keep probability (>= 0, as UGS's scores are), sigmoid(theta)
+        in float64 (strictly monotone in theta: every ranking is theta's, and MIB's |score|
+        ranking for CMD does not put the surest-removed edges first), theta itself for clamp."""
+        theta = self.theta.detach().double()
+        return theta.clone() if self.kind == "clamp" else torch.sigmoid(theta)
+
     @property
     def keep_rule(self) -> KeepRule:
         """How the discrete circuit is chosen from `scores` (read by `CircuitExport`)."""

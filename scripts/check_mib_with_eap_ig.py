@@ -1,5 +1,12 @@
 """Load our `circuit_mib.json` files with EAP-IG's own `Graph.from_json` and compare.
 
+Checks that EAP-IG reads every edge with our score and kept flag, and, where the run swept
+MIB's curve (`circuit.json` beside it has `sweep`), that EAP-IG's own `apply_topn` (signed
+ranking, `int(fraction * n)` edges) followed by `prune` (run until nothing changes, as
+`evaluate_graph` prunes again) keeps as many edges as our signed curve's points. Our learned
+coefficients are ranked by their keep probability, monotone in the score this file holds, so
+the signed rankings agree (EAP-IG breaks ties in any order; ours by edge order).
+
 EAP-IG is not on PyPI; point this at a checkout of https://github.com/hannamw/EAP-IG (its
 `src/eap/graph.py` needs only torch, einops, transformer-lens and numpy, all in our venv):
 
@@ -37,6 +44,19 @@ def main() -> None:
             f"graph (ours {sum(e['in_graph'] for e in ours.values())}); scores and flags "
             f"equal: {same}"
         )
+        results = path.with_name("circuit.json")
+        if results.exists() and "sweep" in json.loads(results.read_text()):
+            points = json.loads(results.read_text())["sweep"]["signed"]["points"]
+            theirs = []
+            for point in points:
+                graph.apply_topn(int(point["fraction"] * len(graph.edges)), absolute=False)
+                graph.prune()  # apply_topn's own prune can stop after one pass
+                theirs.append(int(graph.count_included_edges()))
+            ours_counts = [p["n_edges"] for p in points]
+            print(
+                f"  MIB curve, signed ranking: EAP-IG keeps {theirs} edges, ours {ours_counts}; "
+                f"equal: {theirs == ours_counts}"
+            )
 
 
 if __name__ == "__main__":

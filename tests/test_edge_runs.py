@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from circuitforge.edges.faithfulness import MIB_FRACTIONS
 from tests.conftest import ROOT
 from train import main
 
@@ -89,6 +90,14 @@ def test_demo_ioi_run_writes_the_circuit_files_and_resumes(tmp_path):
         if e["kept"]
     ]
     assert "n_edges" in out["eap"] and [h["epoch"] for h in out["history"]] == [0, 1, 2]
+    sweep = out["sweep"]  # MIB's two curves: CPR from the signed ranking, CMD from |score|
+    assert out["metrics"]["cpr"] == sweep["signed"]["area_under"]
+    assert out["metrics"]["cmd"] == sweep["absolute"]["area_from_1"]
+    assert [p["fraction"] for p in sweep["signed"]["points"]] == list(MIB_FRACTIONS)
+    assert [p["n_edges"] for p in sweep["signed"]["points"]][-1] == 479
+    eap = out["eap"]["sweep"]  # EAP's signed scores rank differently by sign and by |score|
+    assert out["eap"]["cpr"] == eap["signed"]["area_under"]
+    assert out["eap"]["cmd"] == eap["absolute"]["area_from_1"]
     folder = Path(straight.trainer.log_dir) / "results"
     text = (folder / "circuit.txt").read_text().splitlines()
     assert text and all(" <- " in line for line in text)

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from circuitforge.edges.discrete import node_names, prune_dead_ends, top_edges
 from circuitforge.edges.export import edge_rows
-from circuitforge.edges.faithfulness import MIB_FRACTIONS, faithfulness_sweep
+from circuitforge.edges.faithfulness import MIB_FRACTIONS, MibScores, faithfulness_of, mib_scores
 from circuitforge.edges.ground_truth import GroundTruthMatch, ground_truth_match
 from circuitforge.edges.keep_rule import KeepRule, discrete_circuit
 from circuitforge.edges.masked_forward import MaskedForward, dense_coefficients
@@ -53,7 +53,9 @@ def edge_attribution_scores(
     """Edge attribution patching (Syed et al.): d(metric)/d(coefficient) at all coefficients 1.
 
     With the masked forward this is exactly (out_s - ablated_out_s) . d(metric)/d(input_slot),
-    the EAP score, for every edge in one backward pass per batch. Returned as |score|.
+    the EAP score, for every edge in one backward pass per batch. Signed: positive where the
+    edge carries the metric up (MIB's sign: EAP-IG attributes the loss -metric to the corrupted
+    minus clean activations).
     """
     n = len(forward.graph.edges)
     total = torch.zeros(n)
@@ -69,16 +71,16 @@ def edge_attribution_scores(
             metric = read_log_probs(logits, p.batch["read"]).gather(-1, predicted).mean()
         (grad,) = torch.autograd.grad(metric, coefficients)
         total += grad.detach().cpu()
-    return (total / max(1, len(prepared))).abs()
+    return total / max(1, len(prepared))
 
 
 @dataclass(frozen=True)
 class EapReference:
-    """Edge attribution patching's scores on the prepared pairs and (with `sweep`) their MIB
-    curve: computed once per run, since the model is frozen."""
+    """Edge attribution patching's signed scores on the prepared pairs and (with `sweep`)
+    their MIB curves: computed once per run, since the model is frozen."""
 
     scores: Float[Tensor, " edge"]
-    sweep: dict | None
+    sweep: MibScores | None
 
 
 def eap_reference(
@@ -91,27 +93,31 @@ def eap_reference(
 ) -> EapReference:
     with torch.enable_grad():
         scores = edge_attribution_scores(forward, prepared, objective)
-    curve = faithfulness_sweep(forward, prepared, scores, fractions, metric) if sweep else None
-    return EapReference(scores, curve)
+    evaluate = faithfulness_of(forward, prepared, metric)
+    curves = mib_scores(forward.graph, scores, evaluate, fractions) if sweep else None
+    return EapReference(scores, curves)
 
 
 @dataclass(frozen=True)
 class EapComparison:
-    """EAP's circuit of the same size as ours (pruned likewise), its metrics and MIB scores."""
+    """EAP's circuit of the same size as ours (the top |score|, pruned likewise), its metrics,
+    and MIB's CPR and CMD of EAP's scores."""
 
     n_edges: int
     metrics: dict
-    sweep: dict | None
+    sweep: MibScores | None
     nodes: list[str]
     ground_truth: GroundTruthMatch | None
 
     def to_json(self) -> dict:
         out: dict = {"n_edges": self.n_edges, **self.metrics}
         if self.sweep is not None:
-            out |= {"cpr": self.sweep["cpr"], "cmd": self.sweep["cmd"]}
+            out |= {"cpr": self.sweep.cpr, "cmd": self.sweep.cmd}
         out["nodes"] = self.nodes
         if self.ground_truth is not None:
             out["ground_truth_match"] = self.ground_truth.to_json()
+        if self.sweep is not None:
+            out["sweep"] = self.sweep.to_json()
         return out
 
 
@@ -124,7 +130,7 @@ class CircuitEvaluation:
 
     metrics: dict
     failures: list[str]
-    sweep: dict | None
+    sweep: MibScores | None
     eap: EapComparison | None
     ground_truth: GroundTruthMatch | None
     graph: dict
@@ -142,7 +148,7 @@ class CircuitEvaluation:
     def to_json(self) -> dict:
         out: dict = {"metrics": self.metrics, "failure": "; ".join(self.failures) or None}
         if self.sweep is not None:
-            out["sweep"] = self.sweep["points"]
+            out["sweep"] = self.sweep.to_json()
         if self.eap is not None:
             out["eap"] = self.eap.to_json()
         if self.ground_truth is not None:
@@ -167,6 +173,7 @@ def evaluate_circuit(
     eap: EapReference | None = None,
     truth: set[str] | None = None,
     fractions: tuple[float, ...] = MIB_FRACTIONS,
+    importance: Float[Tensor, " edge"] | None = None,
 ) -> CircuitEvaluation:
     """Make the circuit discrete by `rule`, evaluate it on `prepared`; with `sweep` MIB's curve
     of `scores`; with `eap` EAP's circuit of the same size; with `truth` (edge names) the match.
@@ -177,10 +184,13 @@ def evaluate_circuit(
         scores: per edge, higher = more in the circuit (what the keep rule ranks).
         coefficients: per edge, the learned coefficients (the threshold rule reads them).
         rule: the keep rule.
-        sweep: evaluate MIB's curve and report CPR and CMD.
-        eap: edge attribution patching's scores (and curve), to compare at the same size.
+        sweep: evaluate MIB's curves of `importance` and report CPR and CMD.
+        eap: edge attribution patching's scores (and curves), to compare at the same size.
         truth: the true circuit's edge names.
-        fractions: the curve's fractions of edges.
+        fractions: the curves' fractions of edges.
+        importance: per edge, the score MIB ranks (signed for CPR, |.| for CMD); default
+            `scores`. A method whose scores are not signed importances (a logit of a keep
+            probability) gives a non-negative one here, so that |.| does not reorder it.
     """
     graph = forward.graph
     scores, coefficients = scores.detach().cpu(), coefficients.detach().cpu()
@@ -191,21 +201,24 @@ def evaluate_circuit(
     empty = empty_distance(prepared, rule.metric)
     failures = circuit_failures(n_kept, len(graph.edges), empty, rule.metric)
     metrics["faithfulness"] = metrics.get("logit_diff_recovered", None)
-    curve = None
+    curves = None
     if sweep:
-        curve = faithfulness_sweep(forward, prepared, scores, fractions, rule.metric)
-        metrics |= {"cpr": curve["cpr"], "cmd": curve["cmd"]}
+        ranked = scores if importance is None else importance.detach().cpu()
+        curves = mib_scores(
+            graph, ranked, faithfulness_of(forward, prepared, rule.metric), fractions
+        )
+        metrics |= {"cpr": curves.cpr, "cmd": curves.cmd}
     names = [e.name for e in graph.edges]
     comparison = None
     if eap is not None:
-        eap_keep = prune_dead_ends(graph, top_edges(eap.scores, n_kept))
+        eap_keep = prune_dead_ends(graph, top_edges(eap.scores.abs(), n_kept))
         comparison = EapComparison(
             n_edges=int(eap_keep.sum()),
             metrics=evaluate_coefficients(forward, prepared, eap_keep.float()),
             sweep=eap.sweep if sweep else None,
             nodes=node_names(graph, eap_keep),
             ground_truth=(
-                ground_truth_match(names, eap.scores, eap_keep, truth)
+                ground_truth_match(names, eap.scores.abs(), eap_keep, truth)
                 if truth is not None
                 else None
             ),
@@ -213,7 +226,7 @@ def evaluate_circuit(
     return CircuitEvaluation(
         metrics=metrics,
         failures=failures,
-        sweep=curve,
+        sweep=curves,
         eap=comparison,
         ground_truth=(
             ground_truth_match(names, scores, keep, truth) if truth is not None else None
