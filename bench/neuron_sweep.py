@@ -32,6 +32,7 @@ from circuitforge.patchscope.generation import patchscope_decode  # noqa: E402
 from circuitforge.patchscope.injection import inject_at_position  # noqa: E402
 from circuitforge.patchscope.objective import NeuronObjective  # noqa: E402
 from circuitforge.patchscope.prompt import locate_placeholder  # noqa: E402
+from circuitforge.patchscope.recipe import Recipe  # noqa: E402
 
 MODELS = {  # spec, source layer, target layer, target prompt
     "demo": (FrozenModelSpec(path=str(ROOT / "assets/demo/model")), 0, 3,
@@ -65,7 +66,7 @@ def bench_batch(model, objective, position, decode_prompt, source, target, b, ar
 
     def one_step(rows: list[int]) -> None:
         state = ChunkState([neurons[i] for i in rows], [0] * len(rows), 0, x[rows], {}, [])
-        optimise_chunk(objective, state, 1, 0.003, norm, targets[rows])
+        optimise_chunk(objective, state, 1, Recipe(0.003), norm, targets[rows])
 
     batched, separate = median_pair(
         lambda: one_step(list(range(b))), lambda: [one_step([i]) for i in range(b)], args.repeats

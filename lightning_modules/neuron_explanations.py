@@ -50,6 +50,7 @@ from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
 from circuitforge.numerics import require_at_least_one
 from circuitforge.patchscope.objective import NeuronObjective, check_layers_and_neurons
 from circuitforge.patchscope.prompt import locate_placeholder
+from circuitforge.patchscope.recipe import Recipe
 from circuitforge.patchscope.word_residuals import vocabulary_words, word_residuals
 from circuitforge.sae.matching import MatchedSAE, SAESource, load_matching_sae
 from lightning_modules.frozen_holder import Unregistered
@@ -71,7 +72,7 @@ class NeuronExplanationModule(SnapshotRun, L.LightningModule):
         seeds: list[int] | None = None,
         init_noise: float = 0.1,
         steps: int = 50,
-        lr: float = 0.003,
+        lr: float = Recipe.lr,
         prompt: str = "We say that a x",
         placeholder: str = "x",
         n_words: int = 4000,
@@ -92,7 +93,10 @@ class NeuronExplanationModule(SnapshotRun, L.LightningModule):
         seeds: one vector per neuron and seed; seed 0 starts at the word baseline, seed s > 0 at
             the baseline plus seeded noise of `init_noise` x the typical norm.
         steps: Adam steps per chunk (the gradient Patchscope's 5 epochs x 10 steps).
-        lr: Adam step as a fraction of the typical residual norm (`lr_scale: typical_norm`).
+        lr: Adam step as a fraction of the typical residual norm: the recipe
+            (`circuitforge.patchscope.recipe.Recipe`: `lr_scale: typical_norm`,
+            `norm_constraint: ball`) of the single-neuron run, with each neuron's hinge at its
+            atlas maximum.
         prompt, placeholder: the dummy prompt X is optimised in, and its placeholder token.
         n_words: words averaged for the baseline (`baseline: words`).
         target_prompt, alpha, new_tokens: the Patchscope decoding (contrastive, against the
@@ -109,13 +113,12 @@ class NeuronExplanationModule(SnapshotRun, L.LightningModule):
         require_at_least_one(
             steps=steps, new_tokens=new_tokens, decode_batch_size=decode_batch_size, top_k=top_k
         )
-        if not (lr > 0 and lr < float("inf")):
-            raise ValueError(f"lr must be a positive finite number, got {lr}")
         self.spec, self.source_layer, self.target_layer = model, source_layer, target_layer
         self.seeds = [0] if seeds is None else list(seeds)
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: at least one, each once; got {self.seeds}")
-        self.init_noise, self.steps, self.lr, self.n_words = init_noise, steps, lr, n_words
+        self.recipe = Recipe(lr, "typical_norm", "ball")  # refuses a bad lr
+        self.init_noise, self.steps, self.n_words = init_noise, steps, n_words
         self.top_k, self.snapshot_every = top_k, snapshot_every_n_steps
         frozen = load_frozen_model(model)
         check_layers_and_neurons(frozen, source_layer, target_layer, [0])
@@ -217,7 +220,7 @@ class NeuronExplanationModule(SnapshotRun, L.LightningModule):
             self.objective,
             state,
             self.steps,
-            self.lr,
+            self.recipe,
             self.typical_norm,
             targets,
             on_step=self._save_step,

@@ -9,7 +9,7 @@ minus the activation of `blocks.{T}.mlp.hook_post[..., neuron]`.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, cast
 
 import lightning as L
 import torch
@@ -19,21 +19,19 @@ from transformer_lens import HookedTransformer
 from circuitforge.atlas.vector_x import AtlasSeed, atlas_seeds
 from circuitforge.model.hooks import resid_pre
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
-from circuitforge.numerics import check_finite
-from circuitforge.patchscope.constraints import NormConstraint, constrain_norm
-from circuitforge.patchscope.objective import (
-    LrScale,
-    NeuronObjective,
-    check_layers_and_neurons,
-    neuron_loss,
-)
+from circuitforge.patchscope.constraints import NormConstraint
+from circuitforge.patchscope.objective import NeuronObjective, check_layers_and_neurons
 from circuitforge.patchscope.prompt import locate_placeholder
+from circuitforge.patchscope.recipe import LrScale, Recipe, step
 from circuitforge.patchscope.word_residuals import vocabulary_words, word_residuals
 from lightning_modules.frozen_holder import Unregistered
 
 
 class ResidualVectorModule(L.LightningModule):
     EXPERIMENT = "residual_vector"
+    baseline: torch.Tensor  # buffers (registered in __init__)
+    typical_norm: torch.Tensor
+    neuron_index: torch.Tensor
 
     def __init__(
         self,
@@ -45,9 +43,9 @@ class ResidualVectorModule(L.LightningModule):
         prompt: str = "<pad> <pad> <pad> x",
         placeholder: str = "x",
         init: Literal["mean", "zeros", "random", "atlas"] = "mean",
-        lr: float = 0.003,
-        lr_scale: LrScale = "typical_norm",
-        norm_constraint: NormConstraint = "ball",
+        lr: float = Recipe.lr,
+        lr_scale: LrScale = Recipe.lr_scale,
+        norm_constraint: NormConstraint = Recipe.norm_constraint,
         target_activation: float | None = None,
         baseline: Literal["corpus", "words"] = "words",
         n_words: int = 4000,
@@ -89,13 +87,12 @@ class ResidualVectorModule(L.LightningModule):
         """
         super().__init__()
         self.save_hyperparameters()
+        self.automatic_optimization = False  # each step is the recipe's own `step`
         seeds = [0] if seeds is None else list(seeds)
         self.spec, self.source_layer, self.target_layer = model, source_layer, target_layer
-        self.init, self.lr, self.norm_constraint = init, lr, norm_constraint
-        self.lr_scale, self.target_activation = lr_scale, target_activation
+        self.init, self.target_activation = init, target_activation
+        self.recipe = Recipe(lr, lr_scale, norm_constraint)  # refuses a bad lr
         self.baseline_source, self.n_words = baseline, n_words
-        if not (math.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be a positive finite number, got {lr}")
         if target_activation is not None and not math.isfinite(target_activation):
             raise ValueError(f"target_activation must be a finite number, got {target_activation}")
         if baseline == "words" and n_words < 1:
@@ -190,40 +187,36 @@ class ResidualVectorModule(L.LightningModule):
         return self.objective(self.X, self.neuron_index)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        activations = self()
-        self.activation_history.append(activations.detach().cpu().tolist())
-        for name, value in zip(self.vector_names(), activations.detach()):
+        done = step(
+            self.recipe,
+            self.objective,
+            self.X,
+            cast(torch.optim.Optimizer, self.optimizers()),  # Lightning's wrapper of the Adam
+            self.neuron_index,
+            self.targets(),
+            float(self.typical_norm),
+            self.global_step,
+            self.manual_backward,
+        )
+        self.activation_history.append(done.activations.cpu().tolist())
+        for name, value in zip(self.vector_names(), done.activations):
             self.log(f"activation/{name}", value, on_step=True, on_epoch=False, prog_bar=True)
-        loss = neuron_loss(activations, self.target_activation)
-        check_finite(self.global_step, self.divergence_hint(), activation=activations, loss=loss)
-        self.log("train/loss", loss, on_step=True, on_epoch=False)
-        return loss
+        self.log("train/loss", done.loss, on_step=True, on_epoch=False)
+        return done.loss
+
+    def targets(self) -> torch.Tensor | None:
+        """The hinge's target per vector (`target_activation`), or None: maximise."""
+        if self.target_activation is None:
+            return None
+        return torch.full((len(self.vector_neurons),), self.target_activation)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         """`validate` evaluates X as it is (from its init, or from --ckpt_path)."""
         for name, value in zip(self.vector_names(), self().detach()):
             self.log(f"val/activation/{name}", value)
 
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        if self.norm_constraint != "none":
-            with torch.no_grad():
-                self.X.copy_(constrain_norm(self.X, float(self.typical_norm), self.norm_constraint))
-        x_norm = self.X.detach().norm(dim=-1)
-        check_finite(self.global_step, self.divergence_hint(), X=self.X, x_norm=x_norm)
-
-    def divergence_hint(self) -> str:
-        return (
-            f"Lower lr (now {self.lr}: Adam steps of about {self.effective_lr():.3g}) or bound X "
-            "(norm_constraint: ball)."
-        )
-
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam([self.X], lr=self.effective_lr())
-
-    def effective_lr(self) -> float:
-        if self.lr_scale == "absolute":
-            return self.lr
-        return self.lr * float(self.typical_norm) / self.X.shape[1] ** 0.5
+        return self.recipe.make_optimizer(self.X, float(self.typical_norm))
 
     @torch.no_grad()
     def current_activations(self) -> list[float]:

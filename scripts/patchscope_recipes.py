@@ -33,18 +33,18 @@ from circuitforge.data.texts import load_texts  # noqa: E402
 from circuitforge.model import hooks  # noqa: E402
 from circuitforge.model.forward import embed, run_blocks  # noqa: E402
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model  # noqa: E402
-from circuitforge.patchscope.constraints import constrain_norm  # noqa: E402
 from circuitforge.patchscope.generation import patchscope_decode  # noqa: E402
-from circuitforge.patchscope.objective import NeuronObjective, neuron_loss  # noqa: E402
+from circuitforge.patchscope.objective import NeuronObjective  # noqa: E402
 from circuitforge.patchscope.prompt import locate_placeholder  # noqa: E402
+from circuitforge.patchscope.recipe import Recipe, step  # noqa: E402
 from circuitforge.patchscope.word_residuals import vocabulary_words, word_residuals  # noqa: E402
 
-# name: (lr, lr relative to the typical norm?, norm constraint, target as a multiple of the max)
+# name: (the recipe, the hinge's target as a multiple of the neuron's atlas maximum or None)
 RECIPES = {
-    "seed (lr 0.05, no bound)": (0.05, False, "none", None),
-    "rel 0.01 + ball": (0.01, True, "ball", None),
-    "rel 0.01 + ball + stop 1x max": (0.01, True, "ball", 1.0),
-    "rel 0.003 + ball + stop 1x max": (0.003, True, "ball", 1.0),
+    "seed (lr 0.05, no bound)": (Recipe(0.05, "absolute", "none"), None),
+    "rel 0.01 + ball": (Recipe(0.01, "typical_norm", "ball"), None),
+    "rel 0.01 + ball + stop 1x max": (Recipe(0.01, "typical_norm", "ball"), 1.0),
+    "rel 0.003 + ball + stop 1x max": (Recipe(0.003, "typical_norm", "ball"), 1.0),
 }
 
 
@@ -55,19 +55,14 @@ def is_word_neuron(entry: dict, min_words: int = 6) -> bool:
     return sum(t.isalpha() and len(t) >= 3 for t in triggers) >= min_words
 
 
-def optimise(objective, start, neuron, typical, recipe, steps):
-    lr, relative, constraint, target = recipe
+def optimise(objective, start, neuron, typical, recipe: Recipe, target, steps):
+    """`steps` of the recipe's own step (`circuitforge.patchscope.recipe`) on one vector."""
     X = torch.nn.Parameter(start.clone()[None])
-    rate = lr * typical / X.shape[1] ** 0.5 if relative else lr
-    opt = torch.optim.Adam([X], lr=rate)
+    opt = recipe.make_optimizer(X, typical)
     index = torch.tensor([neuron])
-    for _ in range(steps):
-        loss = neuron_loss(objective(X, index), target)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            X.copy_(constrain_norm(X, typical, constraint))
+    targets = None if target is None else torch.tensor([target])
+    for i in range(steps):
+        step(recipe, objective, X, opt, index, targets, typical, i)
     return X.detach()
 
 
@@ -139,17 +134,10 @@ def main() -> None:
         contexts = [c["trigger_token"] for c in atlas["neurons"][str(neuron)]["top_k"][:8]]
         (control,) = read_back(model, [control_plain], layer, neuron)
         print(f"\nneuron {layer}/{neuron}: atlas max {natural:.2f}, triggers {contexts}")
-        for name, recipe in RECIPES.items():
+        for name, (recipe, multiple) in RECIPES.items():
             t = time.perf_counter()
-            target_act = None if recipe[3] is None else recipe[3] * natural
-            X = optimise(
-                objective,
-                start_vector,
-                neuron,
-                typical,
-                (*recipe[:3], target_act),
-                args.steps,
-            )
+            target_act = None if multiple is None else multiple * natural
+            X = optimise(objective, start_vector, neuron, typical, recipe, target_act, args.steps)
             act = float(objective(X, torch.tensor([neuron])))
             plain, contrastive = decode(X, neuron)
             back_plain, back_contrastive = read_back(model, [plain, contrastive], layer, neuron)

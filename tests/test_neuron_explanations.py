@@ -1,5 +1,5 @@
 """The neuron-explanation sweep (the causal atlas) against independent computations: the batched
-optimisation against one-neuron runs and against the Lightning-trained ResidualVectorModule,
+optimisation against one-neuron runs, the sweep against the single-neuron ResidualVectorModule,
 the scores against plain TransformerLens forwards, an interrupted sweep against an
 uninterrupted one (nothing redone), and two ddp processes against one."""
 
@@ -17,6 +17,7 @@ from circuitforge.explanations.optimise import ChunkState, initial_rows, optimis
 from circuitforge.explanations.scores import other_neuron, text_maxima
 from circuitforge.patchscope.objective import NeuronObjective
 from circuitforge.patchscope.prompt import locate_placeholder
+from circuitforge.patchscope.recipe import Recipe
 from lightning_modules.neuron_explanations import NeuronExplanationModule
 from tests.conftest import DEMO_CONFIG, ROOT
 from tests.explanation_runs import results, sweep_args
@@ -44,7 +45,7 @@ def test_a_batch_of_neurons_equals_each_neuron_alone(demo_model):
     def run(rows: list[int]) -> torch.Tensor:
         x = torch.cat([initial_rows(baseline, norm, [seeds[i]], 0.2) for i in rows])
         state = ChunkState([neurons[i] for i in rows], [seeds[i] for i in rows], 0, x, {}, [])
-        return optimise_chunk(objective, state, 8, 0.01, norm, targets[rows]).x
+        return optimise_chunk(objective, state, 8, Recipe(0.01), norm, targets[rows]).x
 
     together = run([0, 1, 2, 3])
     alone = torch.cat([run([i]) for i in range(4)])
@@ -52,37 +53,55 @@ def test_a_batch_of_neurons_equals_each_neuron_alone(demo_model):
     assert not torch.allclose(together[1], together[2])  # seed 1 starts elsewhere
 
 
-def test_the_batched_loop_equals_the_lightning_trained_residual_vector(demo_atlas_path, tmp_path):
-    """ResidualVectorModule (Lightning's fit loop, its own Adam and ball) on neuron 2 with the
-    same recipe: the same X after the same steps."""
+class RecordingExplanations(NeuronExplanationModule):
+    """The sweep, keeping its chunk's state after every step."""
+
+    def _save_step(self, state) -> None:
+        super()._save_step(state)
+        self.recorded = state
+
+
+def test_the_sweep_and_the_single_run_give_the_same_vector(demo_atlas_path, tmp_path):
+    """Neuron 2, seed 0: the layer sweep (predict, NeuronExplanationModule) and the
+    single-neuron run (fit, ResidualVectorModule with the sweep's recipe written out in its own
+    settings) end at the same X, bit for bit, through the same steps."""
     view = read_atlas(demo_atlas_path, 3, 512)
     target = view.natural_max(2)
-    cli = main(
+    swept = main(
+        sweep_args(
+            tmp_path / "sweep",
+            demo_atlas_path,
+            "--model.class_path=tests.test_neuron_explanations.RecordingExplanations",
+            "--data.init_args.neurons=[2]",
+            "--model.init_args.seeds=[0]",
+        )
+    ).model
+    single = main(
         [
             "fit",
             "--config",
             str(DEMO_CONFIG),
-            f"--trainer.logger.init_args.save_dir={tmp_path}",
+            f"--trainer.logger.init_args.save_dir={tmp_path / 'single'}",
+            f"--data.init_args.cache_dir={tmp_path / 'cache'}",
             "--model.init_args.neurons=[2]",
             "--model.init_args.baseline=words",
-            "--model.init_args.n_words=100",
+            "--model.init_args.n_words=100",  # tests/explanation_runs.py's
             "--model.init_args.lr=0.003",
             "--model.init_args.lr_scale=typical_norm",
             "--model.init_args.norm_constraint=ball",
             f"--model.init_args.target_activation={target}",
             "--trainer.max_epochs=1",
-            "--data.init_args.steps_per_epoch=6",
+            "--data.init_args.steps_per_epoch=6",  # the sweep's steps
             "--trainer.callbacks=[]",
             "--trainer.enable_progress_bar=false",
         ]
-    )
-    lightning_x = cli.model.X.detach()[0]
-    module = cli.model
-    state = ChunkState([2], [0], 0, module.baseline[None].clone(), {}, [])
-    ours = optimise_chunk(
-        module.objective, state, 6, 0.003, float(module.typical_norm), torch.tensor([target])
-    )
-    torch.testing.assert_close(ours.x[0], lightning_x, rtol=1e-5, atol=1e-4)
+    ).model
+    assert swept.recorded.step == 6
+    assert torch.equal(swept.baseline, single.baseline)
+    assert torch.equal(swept.recorded.x, single.X.detach())
+    (row,) = swept.rows.values()
+    assert row["activation_history"] == single.activation_history
+    assert row["final_activation"] == single.current_activations()
 
 
 def test_text_maxima_equal_a_plain_forward_per_text(demo_model):

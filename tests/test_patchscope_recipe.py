@@ -1,7 +1,10 @@
-"""The real-model recipe: word baseline, steps relative to the norm, ball, stop at a target.
+"""The recipe (`circuitforge.patchscope.recipe`), the one step both the single-neuron run and
+the sweep take: the seed study's (lr 0.05, no bound, maximise) and the real-model one (word
+baseline, steps relative to the norm, ball, stop at a target).
 
 Each piece is checked against an independent computation: plain TransformerLens runs of the
-prompt with the word written in, and a plain loop of the seed notebook with the recipe's loss.
+prompt with the word written in, and a plain loop of the seed notebook (full forward with hooks,
+its own Adam, loss and projection written out here).
 """
 
 from __future__ import annotations
@@ -10,15 +13,70 @@ import pytest
 import torch
 
 from circuitforge.patchscope.constraints import constrain_norm
-from circuitforge.patchscope.objective import neuron_loss
+from circuitforge.patchscope.objective import NeuronObjective
 from circuitforge.patchscope.prompt import locate_placeholder
+from circuitforge.patchscope.recipe import Recipe, step
 from circuitforge.patchscope.word_residuals import vocabulary_words, word_residuals
 from lightning_modules.residual_vector import ResidualVectorModule
 from tests.conftest import fit_args
-from tests.test_residual_vector import plain_transformer_lens_loop
 from train import main
 
-PROMPT = "We say that a x"
+PROMPT = "We say that a x"  # configs/patchscope/demo.yaml
+
+
+def plain_transformer_lens_loop(
+    model, x0, source, target, neuron, steps, lr=0.05, loss=lambda a: -a, after_step=None
+):
+    """The seed notebook's loop: full forward with hooks every step, Adam on an fp32 X.
+
+    `loss` of the activation (default: its negative) and `after_step(x)` (a projection, in
+    place) let the recipe tests run their variants through the same loop."""
+    tokens = model.to_tokens(PROMPT)
+    position = tokens[0].tolist().index(model.to_single_token("x"))
+    x = torch.nn.Parameter(x0.clone())
+    opt = torch.optim.Adam([x], lr=lr)
+    history = []
+    for _ in range(steps):
+        seen = {}
+
+        def inject(resid, hook):
+            resid = resid.clone()
+            resid[:, position] = x
+            return resid
+
+        def read(post, hook, seen=seen):
+            seen["a"] = post[0, position, neuron]
+
+        model.run_with_hooks(
+            tokens,
+            fwd_hooks=[
+                (f"blocks.{source}.hook_resid_pre", inject),
+                (f"blocks.{target}.mlp.hook_post", read),
+            ],
+        )
+        history.append(float(seen["a"]))
+        opt.zero_grad()
+        loss(seen["a"]).backward()
+        opt.step()
+        if after_step is not None:
+            with torch.no_grad():
+                after_step(x)
+    return history, x.detach()
+
+
+def recipe_loop(model, recipe, x0, typical_norm, neuron, steps, target=None, source=0, layer=3):
+    """`steps` calls of the recipe's `step` on one vector: [activation per step], final X."""
+    objective = NeuronObjective(model, locate_placeholder(model, PROMPT), source, layer)
+    x = torch.nn.Parameter(x0.clone())
+    optimizer = recipe.make_optimizer(x, typical_norm)
+    targets = None if target is None else torch.tensor([target])
+    history = []
+    for i in range(steps):
+        done = step(
+            recipe, objective, x, optimizer, torch.tensor([neuron]), targets, typical_norm, i
+        )
+        history.append(float(done.activations[0]))
+    return history, x.detach()
 
 
 def test_word_residuals_equal_plain_runs_of_the_prompt_with_the_word(demo_model):
@@ -42,14 +100,60 @@ def test_vocabulary_words_refuses_more_words_than_there_are(demo_model):
 
 def test_hinge_stops_pushing_at_the_target():
     a = torch.tensor([0.5, 2.0], requires_grad=True)
-    neuron_loss(a, target=1.0).backward()
+    Recipe().loss(a, torch.tensor([1.0, 1.0])).backward()
     assert a.grad.tolist() == [-1.0, 0.0]  # below the target: pushed up; above: left alone
     b = torch.tensor([0.5, 2.0], requires_grad=True)
-    neuron_loss(b).backward()
+    Recipe().loss(b, None).backward()
     assert b.grad.tolist() == [-1.0, -1.0]
 
 
-def test_recipe_run_matches_the_plain_loop(tmp_path):
+@pytest.mark.parametrize(
+    "recipe, target",
+    [
+        (Recipe(0.05, "absolute", "none"), None),  # the seed study's
+        (Recipe(0.01, "typical_norm", "ball"), 60.0),  # the real-model one: the hinge holds
+        (Recipe(0.3, "typical_norm", "ball"), None),  # unbounded push: the ball holds
+    ],
+    ids=["seed_study", "hinge", "ball"],
+)
+def test_the_recipe_step_matches_the_plain_loop(demo_model, recipe, target):
+    """From the word baseline of neuron 3/170's prompt, 12 steps each."""
+    model = demo_model
+    table = word_residuals(model, locate_placeholder(model, PROMPT), 0, vocabulary_words(model, 50))
+    radius, x0 = float(table.norm(dim=-1).mean()), table.mean(0)[None]
+    got, x = recipe_loop(model, recipe, x0, radius, 170, steps=12, target=target)
+    scaled = recipe.lr_scale == "typical_norm"
+    expected, x_plain = plain_transformer_lens_loop(
+        model,
+        x0,
+        0,
+        3,
+        170,
+        steps=12,
+        lr=recipe.lr * radius / model.cfg.d_model**0.5 if scaled else recipe.lr,
+        loss=(lambda a: -a) if target is None else (lambda a: torch.relu(target - a)),
+        after_step=(
+            (lambda x: x.copy_(x * (radius / x.norm()).clamp(max=1.0)))
+            if recipe.norm_constraint == "ball"
+            else None
+        ),
+    )
+    assert got == pytest.approx(expected, rel=1e-4, abs=1e-4)
+    assert torch.allclose(x, x_plain, atol=1e-4)
+    assert expected[-1] > 5 * expected[0]
+    if target is not None:
+        assert max(expected) >= target  # it got there, and then the hinge held it
+        reached = next(i for i, a in enumerate(expected) if a >= target)
+        assert all(a > 0.8 * target for a in expected[reached:])
+    if recipe.norm_constraint == "ball":
+        assert float(x.norm()) <= radius * (1 + 1e-5)
+    if target is None and recipe.norm_constraint == "ball":
+        assert float(x_plain.norm()) == pytest.approx(radius, rel=1e-5)  # it binds
+
+
+def test_the_module_takes_the_recipe_steps_from_the_word_baseline(tmp_path):
+    """ResidualVectorModule (Lightning's loop, two epochs) is the recipe's loop bit for bit,
+    started from the mean word with the mean word's typical norm."""
     target = 60.0
     args = fit_args(
         tmp_path,
@@ -68,25 +172,11 @@ def test_recipe_run_matches_the_plain_loop(tmp_path):
     radius = float(table.norm(dim=-1).mean())
     assert torch.allclose(module.baseline, table.mean(0), atol=1e-5)  # start and contrast
     assert float(module.typical_norm) == pytest.approx(radius, rel=1e-5)
-    lr = 0.01 * radius / model.cfg.d_model**0.5
-    history, x = plain_transformer_lens_loop(
-        model,
-        table.mean(0)[None],
-        0,
-        3,
-        170,
-        steps=12,
-        lr=lr,
-        loss=lambda a: torch.relu(target - a),
-        after_step=lambda x: x.copy_(x * (radius / x.norm()).clamp(max=1.0)),
-    )
-    got = [h[0] for h in module.activation_history]
-    assert got == pytest.approx(history, rel=1e-4, abs=1e-4)
-    assert torch.allclose(module.X.detach(), x, atol=1e-3)
-    assert float(module.X.norm()) <= radius * (1 + 1e-5)
-    assert max(history) >= target  # it got there, and then the hinge held it
-    reached = next(i for i, a in enumerate(history) if a >= target)
-    assert all(a > 0.8 * target for a in history[reached:])
+    recipe = Recipe(0.01, "typical_norm", "ball")
+    x0 = module.baseline[None].clone()
+    history, x = recipe_loop(model, recipe, x0, float(module.typical_norm), 170, 12, target)
+    assert [h[0] for h in module.activation_history] == history
+    assert torch.equal(module.X.detach(), x)
 
 
 def test_target_activation_must_be_finite(tmp_path, demo_spec):
@@ -94,6 +184,13 @@ def test_target_activation_must_be_finite(tmp_path, demo_spec):
         main(fit_args(tmp_path, "--model.init_args.target_activation=.nan"))
     with pytest.raises(ValueError, match="target_activation must be a finite number"):
         ResidualVectorModule(demo_spec, 0, 3, [170], target_activation=float("inf"))
+
+
+def test_a_bad_recipe_is_refused_by_name():
+    with pytest.raises(ValueError, match="lr must be a positive finite number, got -1"):
+        Recipe(lr=-1.0)
+    with pytest.raises(ValueError, match="norm_constraint must be one of"):
+        Recipe(norm_constraint="cube")  # type: ignore[arg-type]
 
 
 def test_constrain_norm_ball_only_shrinks():

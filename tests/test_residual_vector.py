@@ -1,4 +1,5 @@
-"""The Lightning optimisation against an independent plain-TransformerLens loop."""
+"""The Lightning optimisation: the recipe's steps (itself checked against a plain TransformerLens
+loop in tests/test_patchscope_recipe.py), its results files, batches of vectors."""
 
 import json
 
@@ -7,61 +8,23 @@ import torch
 
 from circuitforge.patchscope.objective import NeuronObjective
 from circuitforge.patchscope.prompt import locate_placeholder
+from circuitforge.patchscope.recipe import Recipe
 from tests.conftest import fit_args
+from tests.test_patchscope_recipe import recipe_loop
 from train import main
 
-PROMPT = "We say that a x"  # configs/patchscope/demo.yaml
 
-
-def plain_transformer_lens_loop(
-    model, x0, source, target, neuron, steps, lr=0.05, loss=lambda a: -a, after_step=None
-):
-    """The seed notebook's loop: full forward with hooks every step, Adam on an fp32 X.
-
-    `loss` of the activation (default: its negative) and `after_step(x)` (a projection, in
-    place) let the recipe tests run their variants through the same loop."""
-    tokens = model.to_tokens(PROMPT)
-    position = tokens[0].tolist().index(model.to_single_token("x"))
-    x = torch.nn.Parameter(x0.clone())
-    opt = torch.optim.Adam([x], lr=lr)
-    history = []
-    for _ in range(steps):
-        seen = {}
-
-        def inject(resid, hook):
-            resid = resid.clone()
-            resid[:, position] = x
-            return resid
-
-        def read(post, hook, seen=seen):
-            seen["a"] = post[0, position, neuron]
-
-        model.run_with_hooks(
-            tokens,
-            fwd_hooks=[
-                (f"blocks.{source}.hook_resid_pre", inject),
-                (f"blocks.{target}.mlp.hook_post", read),
-            ],
-        )
-        history.append(float(seen["a"]))
-        opt.zero_grad()
-        loss(seen["a"]).backward()
-        opt.step()
-        if after_step is not None:
-            with torch.no_grad():
-                after_step(x)
-    return history, x.detach()
-
-
-def test_lightning_run_matches_the_plain_loop(tmp_path):
-    cli = main(fit_args(tmp_path, epochs=2, steps=5))
+def test_the_lightning_run_is_the_seed_recipe_loop(tmp_path):
+    cli = main(fit_args(tmp_path, epochs=2, steps=5))  # demo.yaml: the seed study's recipe
     module = cli.model
     x0 = module.baseline.expand(1, -1).clone()  # init: mean
-    history, x_final = plain_transformer_lens_loop(module.frozen_model, x0, 0, 3, 170, steps=10)
+    norm = float(module.typical_norm)
+    history, x_final = recipe_loop(module.frozen_model, Recipe(0.05, "absolute", "none"), x0,
+                                   norm, 170, steps=10)  # fmt: skip
     got = [h[0] for h in module.activation_history]
     assert len(got) == 10
-    assert got == pytest.approx(history, rel=1e-4, abs=1e-5)
-    assert torch.allclose(module.X.detach(), x_final, atol=1e-4)
+    assert got == history  # two epochs of Lightning's loop: the recipe's steps, bit for bit
+    assert torch.equal(module.X.detach(), x_final)
     assert history[-1] > history[0]
 
     results = cli.trainer.log_dir + "/results/"

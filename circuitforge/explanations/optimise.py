@@ -1,9 +1,8 @@
 """The gradient Patchscope's optimisation for a chunk of neurons, as a plain loop.
 
 One vector per (neuron, seed) row, all rows in one batch through `NeuronObjective` (blocks
-S..T only). Adam on the rows, the hinge `relu(target - activation)` at each neuron's own
-natural maximum, X kept in the ball of the typical norm: the recipe of
-`configs/patchscope/gemma3_l6_n969.yaml`, for many neurons at once. The loop's whole state
+S..T only), each step `circuitforge.patchscope.recipe.step` (the recipe the single-neuron run
+takes), with the hinge at each neuron's own natural maximum. The loop's whole state
 (X, Adam's moments, the step, the activation history) is a `ChunkState`, so a sweep can save
 it after any step and continue from it with nothing redone.
 """
@@ -17,9 +16,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from circuitforge.numerics import check_finite
-from circuitforge.patchscope.constraints import constrain_norm
 from circuitforge.patchscope.objective import NeuronObjective
+from circuitforge.patchscope.recipe import Recipe, step
 
 
 @dataclass
@@ -68,42 +66,31 @@ def optimise_chunk(
     objective: NeuronObjective,
     state: ChunkState,
     steps: int,
-    lr: float,
+    recipe: Recipe,
     typical_norm: float,
     targets: Float[Tensor, " rows"],
-    constrain: bool = True,
     on_step: Callable[[ChunkState], None] | None = None,
 ) -> ChunkState:
-    """Continue `state` until `steps` steps are done; `on_step` sees the state after each one.
-
-    `lr` is in units of the typical norm (Adam's rate is lr x typical_norm / sqrt(d_model)).
-    """
+    """Continue `state` until `steps` steps of `recipe` are done (`recipe.step`, the one step
+    the single-neuron run takes too); `on_step` sees the state after each one."""
     x = torch.nn.Parameter(state.x.detach().clone().float())
     device = objective.prefix.device
     x.data = x.data.to(device)
-    optimizer = torch.optim.Adam([x], lr=lr * typical_norm / x.shape[1] ** 0.5)
+    optimizer = recipe.make_optimizer(x, typical_norm)
     if state.optimizer:
         optimizer.load_state_dict(state.optimizer)
     neurons: Int[Tensor, " rows"] = torch.tensor(state.neurons)
     targets = targets.to(device)
     with torch.enable_grad():
         while state.step < steps:
-            activations = objective(x, neurons)
-            loss = torch.relu(targets - activations).sum()
-            check_finite(state.step, f"Lower lr (now {lr}).", activation=activations, loss=loss)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if constrain:
-                with torch.no_grad():
-                    x.copy_(constrain_norm(x, typical_norm, "ball"))
+            done = step(recipe, objective, x, optimizer, neurons, targets, typical_norm, state.step)
             state = ChunkState(
                 state.neurons,
                 state.seeds,
                 state.step + 1,
                 x.detach().cpu().clone(),
                 optimizer.state_dict(),
-                state.history + [activations.detach().cpu().tolist()],
+                state.history + [done.activations.cpu().tolist()],
             )
             if on_step is not None:
                 on_step(state)

@@ -7,8 +7,6 @@ instead of the whole model the original notebooks ran at every step.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
@@ -42,21 +40,6 @@ def check_layers_and_neurons(
     bad = [n for n in neurons if not 0 <= n < (d_mlp or 0)]
     if bad:
         raise ValueError(f"neuron(s) {bad} out of range: the MLP of this model has {d_mlp} neurons")
-
-
-LrScale = Literal["absolute", "typical_norm"]
-
-
-def neuron_loss(
-    activations: Float[Tensor, " batch"], target: float | None = None
-) -> Float[Tensor, ""]:
-    """Minus the activations (maximise), or `relu(target - a)`: no push once a reaches target.
-
-    A sum keeps every vector's gradient its own.
-    """
-    if target is None:
-        return -activations.sum()
-    return torch.relu(target - activations).sum()
 
 
 class NeuronObjective:
