@@ -1,7 +1,9 @@
 """Writes the run's experiment settings into every checkpoint, for `--ckpt_path` to compare.
 
-The CLI adds it to every run (`train.py`); the settings are the parsed config less what does not
-change the result (`circuitforge.checkpoints.experiment_settings`).
+The CLI adds it to every run (`train.py`); the settings are what the run is: the parsed config
+less what does not change the result, and the frozen model's weights digest
+(`circuitforge.checkpoints.experiment_settings`). Predict runs that save snapshots write the same
+record into each snapshot (`lightning_modules.resume.SnapshotRun`).
 """
 
 from __future__ import annotations
