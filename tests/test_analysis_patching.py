@@ -23,6 +23,7 @@ from circuitforge.analysis.cells import (
 )
 from circuitforge.analysis.patching import attribution_estimates, patched_metric
 from circuitforge.edges.objectives import logit_difference
+from circuitforge.model.hooks import qkv_input, resid_pre
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
 from tests.analysis_models import BATCHES, LN_CONFIG, MODELS, demo, pairs
 
@@ -216,12 +217,12 @@ def directional_derivative(model, batch, cell, direction) -> torch.Tensor:
     t = torch.zeros(n, requires_grad=True)
     layer = cell.layer
     with ungrouped(model), torch.enable_grad():
-        names = {reference_hook(cell), f"blocks.{layer}.hook_resid_pre"}
+        names = {reference_hook(cell), resid_pre(layer)}
         with torch.no_grad():
             _, src = model.run_with_cache(source, names_filter=lambda x: x in names)
             _, tgt = model.run_with_cache(target, names_filter=lambda x: x in names)
         if cell.kind in ("q", "k", "v"):
-            delta = src[f"blocks.{layer}.hook_resid_pre"] - tgt[f"blocks.{layer}.hook_resid_pre"]
+            delta = src[resid_pre(layer)] - tgt[resid_pre(layer)]
             attn, h = model.blocks[layer].attn, cell.head
             weight = {"q": attn.W_Q, "k": attn.W_K, "v": attn.W_V}[cell.kind][h]
             bias = {"q": attn.b_Q, "k": attn.b_K, "v": attn.b_V}[cell.kind][h]
@@ -238,7 +239,7 @@ def directional_derivative(model, batch, cell, direction) -> torch.Tensor:
                 act[:, :, h] = head
                 return act
 
-            hooks = [(f"blocks.{layer}.hook_resid_pre", keep), (reference_hook(cell), recompute)]
+            hooks = [(resid_pre(layer), keep), (reference_hook(cell), recompute)]
         else:
             name, where = reference_hook(cell), cell_slice(cell)
             delta = src[name][where] - tgt[name][where]
@@ -333,11 +334,11 @@ def test_patching_a_heads_input_is_patching_its_query_key_value(kind):
 
                 def patch(act, hook, cell=cell):
                     act = act.clone()
-                    act[:, :, cell.head] = cache_[f"blocks.{cell.layer}.hook_resid_pre"]
+                    act[:, :, cell.head] = cache_[resid_pre(cell.layer)]
                     return act
 
                 logits = model.run_with_hooks(
-                    target, fwd_hooks=[(f"blocks.{cell.layer}.hook_{kind}_input", patch)]
+                    target, fwd_hooks=[(qkv_input(cell.layer, kind), patch)]
                 )
                 expected.append(plain_metric(logits, batch))
     finally:

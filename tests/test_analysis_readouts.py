@@ -21,6 +21,7 @@ from circuitforge.analysis.compare import (
 from circuitforge.analysis.direct_logit import direct_logit_attribution
 from circuitforge.analysis.logit_lens import logit_lens
 from circuitforge.edges.objectives import last_read_position
+from circuitforge.model import hooks
 from tests.analysis_models import BATCHES, MODELS, demo
 
 DIRECTIONS = ("denoising", "noising")
@@ -54,7 +55,7 @@ def test_direct_logit_attribution(model_name, target):
 
     with torch.no_grad():
         logits, c = model.run_with_cache(batch["clean"])
-    final = read_at(c[f"blocks.{cfg.n_layers - 1}.hook_resid_post"], batch["read"])
+    final = read_at(c[hooks.resid_post(cfg.n_layers - 1)], batch["read"])
     uncapped = model.unembed(model.ln_final(final[:, None]))[:, 0]  # no soft-cap here
     before = (uncapped[rows[:, None], columns] * sign).sum(-1)
     capped = (read_at(logits, batch["read"])[rows[:, None], columns] * sign).sum(-1)
@@ -79,7 +80,7 @@ def test_direct_logit_attribution(model_name, target):
     def expect(vector):
         return independent_share(model, vector, scale, direction)
 
-    embed = read_at(c["blocks.0.hook_resid_pre"], batch["read"])
+    embed = read_at(c[hooks.resid_pre(0)], batch["read"])
     if cfg.positional_embedding_type == "standard":
         assert "pos_embed" in found.names
         pos = read_at(c["hook_pos_embed"], batch["read"])
@@ -92,14 +93,14 @@ def test_direct_logit_attribution(model_name, target):
         heads = [f"{layer}.{h}" for h in range(cfg.n_heads)]
         parts = heads + ([] if cfg.use_normalization_before_and_after else [f"{layer}.attn_bias"])
         assert all(p in found.names for p in parts)
-        attn_out = read_at(c[f"blocks.{layer}.hook_attn_out"], batch["read"])
+        attn_out = read_at(c[hooks.attn_out(layer)], batch["read"])
         assert_close(sum(of(p) for p in parts), expect(attn_out), atol=1e-4, rtol=1e-4)
-        mlp_out = read_at(c[f"blocks.{layer}.hook_mlp_out"], batch["read"])
+        mlp_out = read_at(c[hooks.mlp_out(layer)], batch["read"])
         assert_close(of(f"m{layer}"), expect(mlp_out), atol=1e-4, rtol=1e-4)
         if cfg.use_normalization_before_and_after:
             assert f"{layer}.attn_bias" not in found.names
         else:  # per head: z[:, read, h] @ W_O[h], and the bias alone
-            z = read_at(c[f"blocks.{layer}.attn.hook_z"], batch["read"])
+            z = read_at(c[hooks.attn_z(layer)], batch["read"])
             for h in range(cfg.n_heads):
                 out = z[:, h] @ model.blocks[layer].attn.W_O[h]
                 assert_close(of(f"{layer}.{h}"), expect(out), atol=1e-4, rtol=1e-4)
@@ -129,7 +130,7 @@ def test_logit_lens(model_name):
     own = read_at(logits, batch["read"]).log_softmax(-1)
     assert_close(lens.log_probs[-1], own, atol=1e-4, rtol=1e-4)
     # a middle stage: that residual through final norm, unembedding, soft-cap
-    resid = read_at(c["blocks.0.hook_resid_post"], batch["read"])
+    resid = read_at(c[hooks.resid_post(0)], batch["read"])
     logits1 = model.unembed(model.ln_final(resid[:, None]))[:, 0]
     if model.cfg.output_logits_soft_cap > 0:
         cap = model.cfg.output_logits_soft_cap

@@ -16,6 +16,7 @@ from circuitforge.analysis.cells import SWEEP_KINDS, sweep_cells
 from circuitforge.analysis.compare import head_effects
 from circuitforge.analysis.patching import patched_metric
 from circuitforge.edges.objectives import last_read_position, logit_difference
+from circuitforge.model import hooks
 from tests.conftest import ROOT, results_of
 from train import main
 
@@ -241,7 +242,7 @@ def test_patching_one_cell_against_a_plain_hooked_run(patching, demo_model):
     """One cell of the file's grid by hand: head 1.2's z, clean into corrupted."""
     cli, found, _ = patching
     batch = pair_batch(cli)
-    name = "blocks.1.attn.hook_z"
+    name = hooks.attn_z(1)
     with torch.no_grad():
         _, cache = demo_model.run_with_cache(batch["clean"], names_filter=name)
 
@@ -325,7 +326,7 @@ def test_dla_result_file(dla, demo_model):
         plain_difference(cli, "clean").mean().item(), abs=1e-4
     )
     batch = pair_batch(cli)
-    name = f"blocks.{cfg.n_layers - 1}.hook_resid_post"
+    name = hooks.resid_post(cfg.n_layers - 1)
     with torch.no_grad():
         _, cache = demo_model.run_with_cache(batch["clean"], names_filter=name)
         rows = torch.arange(N_PAIRS)

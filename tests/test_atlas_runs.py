@@ -18,6 +18,7 @@ import torch
 
 from circuitforge.atlas.profile import NeuronProfile
 from circuitforge.data.texts import load_texts
+from circuitforge.model import hooks
 from tests.conftest import (
     BATCH,
     DEMO_CORPUS,
@@ -50,8 +51,8 @@ def all_activations(model, texts):
         rows = [plain_tokens(model, t) for t in texts[start : start + BATCH]]
         width = max(map(len, rows))
         tokens = torch.tensor([r + [0] * (width - len(r)) for r in rows])
-        _, cache = model.run_with_cache(tokens, names_filter=f"blocks.{LAYER}.mlp.hook_post")
-        acts = cache[f"blocks.{LAYER}.mlp.hook_post"]
+        _, cache = model.run_with_cache(tokens, names_filter=hooks.mlp_post(LAYER))
+        acts = cache[hooks.mlp_post(LAYER)]
         for b, row in enumerate(rows):
             for pos in range(1, len(row)):
                 values.append(acts[b, pos])

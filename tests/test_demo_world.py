@@ -22,6 +22,7 @@ from circuitforge.demo_world.evaluation import (
     loss_per_topic,
 )
 from circuitforge.demo_world.tokenizer import SPECIAL_TOKENS, train_word_tokenizer
+from circuitforge.model import hooks
 from circuitforge.model.local_dir import load_tokenizer
 from datamodules.demo_corpus import document_rows
 from tests.conftest import DEMO_CORPUS, DEMO_MODEL
@@ -126,7 +127,7 @@ def test_ioi_and_greater_than_metrics_match_a_loop(demo_model):
 
 def test_top_contexts_match_a_brute_force_sort(demo_model):
     texts = load_texts(str(DEMO_CORPUS), 40)
-    hook = "blocks.1.mlp.hook_post"
+    hook = hooks.mlp_post(1)
     found = top_contexts(demo_model, texts, hook, lambda a: a[..., [3, 77]], k=5, batch_size=7)
     for unit, neuron in enumerate([3, 77]):
         everything = []

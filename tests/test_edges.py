@@ -11,6 +11,7 @@ from circuitforge.edges.faithfulness import area_metrics
 from circuitforge.edges.graph import ComponentNode, EdgeGraph, GraphShape
 from circuitforge.edges.masked_forward import MaskedForward, dense_coefficients
 from circuitforge.edges.reference import PassByPassForward
+from circuitforge.model import hooks
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
 from tests.conftest import DEMO_MODEL, ROOT
 
@@ -116,14 +117,14 @@ def test_cutting_every_edge_out_of_a_head_equals_patching_its_z_in_a_plain_forwa
     head = ComponentNode("head", 1, 2)
     coefficients = torch.tensor([0.0 if e.src == head else 1.0 for e in graph.edges])
     ours = forward(clean, forward.record(corrupt)[0], dense_coefficients(graph, coefficients))
-    _, cache = model.run_with_cache(corrupt, names_filter="blocks.1.attn.hook_z")
+    _, cache = model.run_with_cache(corrupt, names_filter=hooks.attn_z(1))
 
     def patch(z, hook):
-        z[:, :, 2] = cache["blocks.1.attn.hook_z"][:, :, 2]
+        z[:, :, 2] = cache[hooks.attn_z(1)][:, :, 2]
         return z
 
     with torch.no_grad():
-        plain = model.run_with_hooks(clean, fwd_hooks=[("blocks.1.attn.hook_z", patch)])
+        plain = model.run_with_hooks(clean, fwd_hooks=[(hooks.attn_z(1), patch)])
     assert torch.allclose(ours, plain, atol=1e-5)
     assert not torch.allclose(ours, model(clean), atol=1e-3)
 

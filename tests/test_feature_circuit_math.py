@@ -25,6 +25,7 @@ from circuitforge.feature_circuits.edges import (
     embedding_edges,
 )
 from circuitforge.feature_circuits.points import SAEGroup, SAEPoint, load_points
+from circuitforge.model.hooks import attn_out, mlp_out, resid_mid, resid_post, resid_pre
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
 from circuitforge.sae.matching import MatchedSAE, SAESource
 from circuitforge.tasks.demo_tasks import demo_ioi_pairs
@@ -175,8 +176,7 @@ def test_batched_ig_from_the_points_block_equals_the_plain_loop(demo, t):
     assert_close(ours, loop_ig(m, tok, pts, metric, clean, abl, 3), rtol=1e-4, atol=1e-5)
 
 
-LAYOUT = [f"blocks.{k}" for k in ("0.hook_resid_post", "1.hook_attn_out", "1.hook_mlp_out")]
-LAYOUT.append("blocks.1.hook_resid_post")
+LAYOUT = [resid_post(0), attn_out(1), mlp_out(1), resid_post(1)]
 TINY = dict(n_layers=2, d_model=16, d_head=8, d_mlp=32, n_ctx=8, d_vocab=40, act_fn="gelu")
 N_SAE = 12
 
@@ -260,7 +260,7 @@ def tangent_at_first_point(t, emb, dx):  # a tangent of the embedding -> at poin
     seen = {}
     with fwad.dual_level():
         x = fwad.make_dual(emb, dx)
-        hooks = [("blocks.0.hook_resid_pre", lambda a, hook: x)]
+        hooks = [(resid_pre(0), lambda a, hook: x)]
         hooks += [(LAYOUT[0], lambda a, hook: seen.setdefault("dx", fwad.unpack_dual(a).tangent))]
         t.m.run_with_hooks(t.tok, fwd_hooks=hooks, stop_at_layer=1)
     return seen["dx"]
@@ -269,7 +269,7 @@ def tangent_at_first_point(t, emb, dx):  # a tangent of the embedding -> at poin
 def test_embedding_edges_equal_forward_mode_derivatives(t):
     """Each position's embedding moved to the corrupt prompt's, pushed to the first point."""
     m, tok, pts, clean, _, grads = t.args
-    embedding = "blocks.0.hook_resid_pre"
+    embedding = resid_pre(0)
     emb_clean, emb_corrupt = caches(m, tok, [embedding])[0], caches(m, t.cor, [embedding])[0]
     nodes = [(EVERY, d) for d in [*range(N_SAE), ERROR]]
     got = embedding_edges(m, tok, pts[0], clean[0], grads[0], nodes, emb_corrupt)
@@ -303,14 +303,14 @@ def test_upstream_points_are_marks_neighbour_sets():
         pts = [SAEPoint(h, *pt.hook_place(h)[:2], i, None, None, None) for i, h in enumerate(hooks)]
         return [pt.upstream_points(pts, q) for q in range(len(pts))]
 
-    later = ["blocks.2.hook_attn_out", "blocks.2.hook_mlp_out", "blocks.2.hook_resid_post"]
+    later = [attn_out(2), mlp_out(2), resid_post(2)]
     assert ups(*LAYOUT, *later) == [[], [0], [0, 1], [0, 1, 2], [3], [3, 4], [3, 4, 5]]
-    mid = [*LAYOUT[:2], "blocks.1.hook_resid_mid", *LAYOUT[2:]]
+    mid = [*LAYOUT[:2], resid_mid(1), *LAYOUT[2:]]
     assert ups(*mid) == [[], [0], [0, 1], [2], [2, 3]]
 
 
 def test_load_points_orders_a_sublayer_layout(tmp_path, t):
-    for i, hook in enumerate([*LAYOUT, "blocks.1.hook_resid_pre"]):
+    for i, hook in enumerate([*LAYOUT, resid_pre(1)]):
         random_sae(hook, i).save_model(str(tmp_path / f"sae_{i}"))
     groups = [SAEGroup(SAESource(path=str(tmp_path / f"sae_{i}")), [1]) for i in range(5)]
     groups[0] = SAEGroup(groups[0].source, [0])

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from circuitforge.model import hooks
 from circuitforge.model.forward import embed, forward_logits, new_kv_cache, run_blocks
 from circuitforge.model.placement import DevicePlan, place_model, plan_of
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
@@ -17,8 +18,8 @@ def test_forward_logits_equal_transformer_lens(demo_model):
 def test_truncated_run_equals_the_full_run(demo_model, start, stop):
     tokens = demo_model.to_tokens("When Mary and John went to the store , John gave a drink to")
     _, cache = demo_model.run_with_cache(tokens)
-    out = run_blocks(demo_model, cache[f"blocks.{start}.hook_resid_pre"], start, stop)
-    assert torch.equal(out, cache[f"blocks.{stop - 1}.hook_resid_post"])
+    out = run_blocks(demo_model, cache[hooks.resid_pre(start)], start, stop)
+    assert torch.equal(out, cache[hooks.resid_post(stop - 1)])
 
 
 def test_kv_cached_decoding_equals_full_recomputation(demo_model):
@@ -94,8 +95,8 @@ def test_gated_mlps_without_copies_equal_transformer_lens_and_keep_their_hooks(d
     torch.testing.assert_close(mlp(x), GatedMLP.forward(mlp, x), rtol=1e-5, atol=1e-5)
     tokens = torch.tensor([[1, 5, 9, 12]])
     _, cache = demo_model.run_with_cache(tokens, names_filter=lambda n: "mlp.hook_" in n)
-    assert {f"blocks.1.mlp.hook_{h}" for h in ("pre", "pre_linear", "post")} <= set(cache.keys())
+    assert {hooks.mlp_pre(1), hooks.mlp_pre_linear(1), hooks.mlp_post(1)} <= set(cache.keys())
     zeroed = demo_model.run_with_hooks(
-        tokens, fwd_hooks=[("blocks.1.mlp.hook_post", lambda a, hook: a * 0)]
+        tokens, fwd_hooks=[(hooks.mlp_post(1), lambda a, hook: a * 0)]
     )
     assert not torch.allclose(zeroed, demo_model(tokens))

@@ -11,6 +11,7 @@ import torch
 from circuitforge.atlas.documents import DocumentFormat
 from circuitforge.data.texts import load_texts
 from circuitforge.manifest import verify_manifest
+from circuitforge.model import hooks
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
 from circuitforge.sae.matching import SAESource, load_sae
 from tests.conftest import ROOT
@@ -45,9 +46,9 @@ def test_shipped_atlas_contexts_are_what_the_model_does_there(gemma):
         ids = fmt.token_ids(gemma.tokenizer, texts[context["text_index"]])
         assert gemma.tokenizer.decode([ids[context["token_position"]]]) == context["trigger_token"]
         _, cache = gemma.run_with_cache(
-            torch.tensor([ids]), names_filter="blocks.9.mlp.hook_post", stop_at_layer=10
+            torch.tensor([ids]), names_filter=hooks.mlp_post(9), stop_at_layer=10
         )
-        value = float(cache["blocks.9.mlp.hook_post"][0, context["token_position"], 969])
+        value = float(cache[hooks.mlp_post(9)][0, context["token_position"], 969])
         assert value == pytest.approx(context["activation"], abs=1e-3)
     assert {c["trigger_token"] for c in top} <= {" eat", " food", " cook", " taste"}
 
@@ -55,7 +56,7 @@ def test_shipped_atlas_contexts_are_what_the_model_does_there(gemma):
 @pytest.mark.parametrize("layer", SAE_LAYERS)
 def test_shipped_sae_reads_its_stream_and_rebuilds_it(gemma, layer):
     matched = load_sae(SAESource(path=str(GEMMA3 / "saes" / "layer_{layer}")), layer)
-    assert matched.hook_name == f"blocks.{layer}.hook_resid_post"
+    assert matched.hook_name == hooks.resid_post(layer)
     sae = matched.sae
     assert sae.cfg.d_in == gemma.cfg.d_model
     texts = [t[:300] for t in load_texts(str(CORPUS))[-8:]]  # held out of SAE training

@@ -1,5 +1,6 @@
 import torch
 
+from circuitforge.model.hooks import mlp_post, resid_pre
 from circuitforge.patchscope.generation import patchscope_decode
 from circuitforge.patchscope.prompt import locate_placeholder
 
@@ -14,7 +15,7 @@ def brute_force_decode(model, prompt, source, vector, baseline, alpha, n, contra
             resid[:, prompt.position] = v
             return resid
 
-        hooks = [(f"blocks.{source}.hook_resid_pre", inject)]
+        hooks = [(resid_pre(source), inject)]
         return model.run_with_hooks(tokens, fwd_hooks=hooks)[0, -1]
 
     out = []
@@ -46,13 +47,13 @@ def test_decoding_matches_a_loop_without_kv_cache(demo_model):
             assert tokens[i] == expected
     # the prefill activation is the neuron's activation with X injected
     _, cache = demo_model.run_with_cache(prompt.tokens)
-    resid = cache["blocks.1.hook_resid_pre"].clone()
+    resid = cache[resid_pre(1)].clone()
     resid[:, prompt.position] = vectors[1]
     seen = {}
 
     def read(post, hook):
         seen["a"] = post[0, prompt.position, 9]
 
-    with demo_model.hooks(fwd_hooks=[("blocks.3.mlp.hook_post", read)]):
+    with demo_model.hooks(fwd_hooks=[(mlp_post(3), read)]):
         demo_model(resid, start_at_layer=1)
     assert abs(got.prefill_activation[1] - float(seen["a"])) < 1e-4

@@ -16,9 +16,10 @@ from circuitforge.demo_world.sae_training import (
     tokenize_documents,
     train_residual_saes,
 )
+from circuitforge.model import hooks
 from tests.conftest import DEMO_CORPUS
 
-HOOK = "blocks.1.hook_resid_post"
+HOOK = hooks.resid_post(1)
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +59,11 @@ def test_trained_saes_round_trip(demo_model, documents, eval_rows, tmp_path, mon
     for layer, path in paths.items():
         sae = SAE.load_from_disk(path)
         assert type(sae) is TopKSAE
-        assert sae.cfg.metadata.hook_name == f"blocks.{layer}.hook_resid_post"
+        assert sae.cfg.metadata.hook_name == hooks.resid_post(layer)
         assert (sae.cfg.d_in, sae.cfg.d_sae, sae.cfg.k) == (128, 128, 8)
         # the training-time normalisation is folded in: the SAE reads raw activations
         assert sae.cfg.normalize_activations == "none"
-        metrics = evaluate_sae(demo_model, sae, eval_rows, f"blocks.{layer}.hook_resid_post")
+        metrics = evaluate_sae(demo_model, sae, eval_rows, hooks.resid_post(layer))
         assert metrics["explained_variance"] > 0.3, metrics
         assert metrics["l0"] <= 8
 

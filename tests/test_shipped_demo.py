@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 
 from circuitforge.data.texts import load_texts
 from circuitforge.manifest import CorruptFileError, sha256_file
+from circuitforge.model import hooks
 from circuitforge.model.local_dir import CorruptModelDirError, load_model_dir
 from circuitforge.sae.matching import SAESource, load_matching_sae
 from tests.conftest import DEMO_CORPUS, DEMO_MODEL, DEMO_SAES, ROOT
@@ -46,7 +47,7 @@ def test_tampered_or_truncated_shipped_files_are_refused(tmp_path):
     weights = sae / "sae_weights.safetensors"
     weights.write_bytes(weights.read_bytes()[:-100])  # truncated
     with pytest.raises(CorruptFileError, match="sha256"):
-        load_matching_sae(SAESource(path=str(sae)), "blocks.2.hook_resid_pre", 128)
+        load_matching_sae(SAESource(path=str(sae)), hooks.resid_pre(2), 128)
 
     corpus_dir = tmp_path / "demo"
     corpus_dir.mkdir()

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from circuitforge.model import hooks
 from circuitforge.model.local_dir import load_model_dir
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "tracr"
@@ -99,7 +100,7 @@ def edge_forward(model, tokens, kept: set | None = None, patched=frozenset(), co
         return total
 
     for layer in range(cfg.n_layers):
-        a = f"blocks.{layer}.attn"
+        a = hooks.block(layer, "attn")
         heads = {}
         for h in range(cfg.n_heads):
             node = f"{layer}.{h}"
@@ -109,7 +110,7 @@ def edge_forward(model, tokens, kept: set | None = None, patched=frozenset(), co
             pattern = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(cfg.d_head), dim=-1)
             heads[node] = pattern @ v @ W[f"{a}.W_O"][h]
         outs.update(heads)  # heads of one layer do not read each other
-        m = f"blocks.{layer}.mlp"
+        m = hooks.block(layer, "mlp")
         hidden = torch.relu(gather(f"m{layer}", None, W[f"{m}.W_in"]) + W[f"{m}.b_in"])
         outs[f"m{layer}"] = hidden @ W[f"{m}.W_out"] + W[f"{m}.b_out"]
     logits = gather("logits", None, W["unembed.W_U"]) + W["unembed.b_U"]
