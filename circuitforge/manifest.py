@@ -46,13 +46,26 @@ def _check(path: Path, expected: str) -> None:
         )
 
 
+def read_manifest(manifest: Path) -> dict[str, str]:
+    """The `{file name: sha256}` of a manifest file, refused in one line when it is not one."""
+    try:
+        sums = json.loads(manifest.read_bytes())
+    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
+        raise CorruptFileError(
+            f"{manifest} is not a readable manifest (not JSON: {error}); re-save the folder"
+        ) from None
+    if not isinstance(sums, dict) or not all(isinstance(v, str) for v in sums.values()):
+        raise CorruptFileError(f"{manifest} is not a manifest (a JSON object of sha256 sums)")
+    return sums
+
+
 def verify_manifest(directory: Path) -> dict[str, str]:
     """Check every file listed in `directory/manifest.json`; the manifest must exist."""
     directory = Path(directory)
     manifest = directory / MANIFEST
     if not manifest.is_file():
         raise CorruptFileError(f"{directory} has no {MANIFEST}; re-save it to write one")
-    sums: dict[str, str] = json.loads(manifest.read_text())
+    sums = read_manifest(manifest)
     for name, expected in sums.items():
         _check(directory / name, expected)
     return sums
@@ -64,7 +77,7 @@ def verify_if_listed(path: Path) -> bool:
     manifest = path.parent / MANIFEST
     if not manifest.is_file():
         return False
-    sums: dict[str, str] = json.loads(manifest.read_text())
+    sums = read_manifest(manifest)
     if path.name not in sums:
         return False
     _check(path, sums[path.name])

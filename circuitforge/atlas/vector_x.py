@@ -8,8 +8,6 @@ format) and checks the trigger token is where the atlas says; `vector_x` re-runs
 
 from __future__ import annotations
 
-import gzip
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +18,10 @@ from transformer_lens import HookedTransformer
 
 from circuitforge.atlas.documents import DocumentFormat
 from circuitforge.data.texts import load_texts
+from circuitforge.file_checks import DamagedFileError, read_json_object
 from circuitforge.model import hooks
+
+ATLAS_FIELDS = ("hook_name", "layer", "neurons", "data")  # what every reader of an atlas uses
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,10 @@ def load_atlas(path: str | Path) -> tuple[Path, dict]:
             f"atlas {path} does not exist: build it first with an atlas config "
             "(python train.py predict --config configs/atlas/demo.yaml, or the model's own)"
         )
-    raw = path.read_bytes()
-    return path, json.loads(gzip.decompress(raw) if path.suffix == ".gz" else raw)
+    atlas = read_json_object(path, "atlas", ATLAS_FIELDS)  # one line for a damaged file
+    if not isinstance(atlas["neurons"], dict) or not isinstance(atlas["data"], dict):
+        raise DamagedFileError(f"atlas {path}: its neurons and data are not JSON objects")
+    return path, atlas
 
 
 def newest_match(pattern: str) -> Path:

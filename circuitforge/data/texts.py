@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 from pathlib import Path
 
+from circuitforge.file_checks import read_text
 from circuitforge.manifest import verify_if_listed
 
 
@@ -34,7 +34,9 @@ def _read_local(path: Path, text_field: str) -> list[str]:
     if not path.is_file():
         raise FileNotFoundError(f"text file {path} does not exist")
     verify_if_listed(path)  # the shipped corpus is listed in its folder's manifest.json
-    text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+    if path.stat().st_size == 0:
+        return []  # load_texts says the file holds no documents
+    text = read_text(path, "corpus")  # gzip and UTF-8 checked: one line naming the file
     if not path.name.endswith((".jsonl", ".jsonl.gz")):
         return [line for line in text.splitlines() if line.strip()]
     texts = []

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from transformer_lens import HookedTransformer
 
+from circuitforge.model.gguf_check import check_gguf_file
 from circuitforge.model.gguf_sources import PACKAGES, resolve_gguf
 from circuitforge.model.local_dir import MANIFEST, load_model_dir, save_model_dir
 
@@ -101,6 +102,7 @@ def read_architecture(path: Path) -> str:
 
 def convert_gguf(path: Path) -> HookedTransformer:
     """Dequantize `path` and build the HookedTransformer (fp32, CPU) it holds."""
+    check_gguf_file(path)  # a damaged file is refused in one line, not deep in transformers
     architecture = read_architecture(path)
     if architecture not in ARCHITECTURES:
         raise UnknownGgufArchitectureError(

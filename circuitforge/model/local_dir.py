@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
+from circuitforge.file_checks import DamagedFileError, read_json_object
 from circuitforge.manifest import MANIFEST, CorruptFileError, write_manifest
 from circuitforge.manifest import verify_manifest as verify_directory
 
@@ -81,15 +83,41 @@ def save_model_dir(
 
 
 def load_model_dir(directory: Path, dtype: torch.dtype = torch.float32) -> HookedTransformer:
+    """The model of `directory`; a damaged or mismatched file is refused in one line naming it
+    (the manifest first, then config, tokenizer and weights as they are read)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"model directory {directory} does not exist")
     verify_manifest(directory)
-    fields = json.loads((directory / CONFIG).read_text())
-    cfg = HookedTransformerConfig(**{**fields, "dtype": dtype, "device": "cpu"})
-    tokenizer = load_tokenizer(directory / TOKENIZER) if (directory / TOKENIZER).is_file() else None
-    model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
-    state = load_file(str(directory / WEIGHTS))
+    for name in (CONFIG, WEIGHTS):
+        if not (directory / name).is_file():
+            raise CorruptModelDirError(f"model directory {directory} has no {name}")
+    fields = read_json_object(directory / CONFIG, "model config")
+    try:
+        cfg = HookedTransformerConfig(**{**fields, "dtype": dtype, "device": "cpu"})
+        tokenizer = None
+        if (directory / TOKENIZER).is_file():
+            tokenizer = load_tokenizer(directory / TOKENIZER, cfg.d_vocab)
+        model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
+    except (TypeError, ValueError, AssertionError) as error:
+        if isinstance(error, DamagedFileError):
+            raise
+        raise DamagedFileError(
+            f"model config {directory / CONFIG} is not a HookedTransformerConfig "
+            f"({type(error).__name__}: {first_line(error)})"
+        ) from None
+    state = read_weights(directory / WEIGHTS)
+    expected = model.state_dict()
+    other = [
+        f"{k} {tuple(v.shape)}, not {tuple(expected[k].shape)}"
+        for k, v in state.items()
+        if k in expected and v.shape != expected[k].shape
+    ]
+    if other:
+        raise CorruptModelDirError(
+            f"{directory / WEIGHTS} does not fit {CONFIG}: {len(other)} tensors of another "
+            f"shape ({other[0]}): the weights or the config of another model"
+        )
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not _is_buffer(model, k)]
     if missing or unexpected:
@@ -100,12 +128,27 @@ def load_model_dir(directory: Path, dtype: torch.dtype = torch.float32) -> Hooke
     return model.to(dtype)
 
 
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except SafetensorError as error:
+        raise DamagedFileError(
+            f"model weights {path} is not a readable safetensors file ({first_line(error)}): "
+            "cut short, or another format"
+        ) from None
+
+
+def first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [""])[0]
+
+
 def _is_buffer(model: torch.nn.Module, key: str) -> bool:
     return key in dict(model.named_buffers())
 
 
-def load_tokenizer(path: Path):
-    """A `tokenizers` JSON file as a tokenizer TransformerLens accepts.
+def load_tokenizer(path: Path, d_vocab: int | None = None):
+    """A `tokenizers` JSON file as a tokenizer TransformerLens accepts (refused when it has more
+    tokens than the model's `d_vocab`: another model's tokenizer).
 
     Special tokens are recognised by name among the file's special added tokens: `<bos>`/`<s>`,
     `<eos>`/`</s>`, `<pad>`, `<unk>`, or GPT-2's `<|endoftext|>` for all of them.
@@ -113,7 +156,19 @@ def load_tokenizer(path: Path):
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 
-    backend = Tokenizer.from_file(str(path))
+    try:
+        backend = Tokenizer.from_file(str(path))
+    except Exception as error:  # tokenizers raises a bare Exception for any unreadable file
+        raise DamagedFileError(
+            f"tokenizer {path} is not a readable tokenizers JSON file ({first_line(error)}): "
+            "cut short, or another format"
+        ) from None
+    size = backend.get_vocab_size(with_added_tokens=True)
+    if d_vocab is not None and size > d_vocab:
+        raise DamagedFileError(
+            f"tokenizer {path} has {size} tokens, more than the model's d_vocab {d_vocab}: "
+            "another model's tokenizer"
+        )
     specials = {t.content for t in backend.get_added_tokens_decoder().values() if t.special}
 
     def pick(*names: str) -> str | None:
