@@ -3,6 +3,7 @@
 from callbacks.analysis_export import AnalysisExport
 from callbacks.atlas_export import AtlasExport
 from callbacks.circuit_export import CircuitExport
+from callbacks.dictionary_export import DictionaryExport
 from callbacks.feature_circuit_export import FeatureCircuitExport
 from callbacks.language_model_evaluation import LanguageModelEvaluation
 from callbacks.model_directory_export import ModelDirectoryExport
@@ -13,6 +14,7 @@ from callbacks.reactivation_report import ReactivationReport
 from callbacks.sae_decomposition import SAEDecomposition
 
 __all__ = [
+    "DictionaryExport",
     "NeuronExplanationExport",
     "AnalysisExport",
     "AtlasExport",

@@ -1,5 +1,6 @@
 """Datamodules: text corpora (baselines, atlas) and, later, prompt pairs."""
 
+from datamodules.activation_tokens import ActivationTokensDataModule
 from datamodules.demo_corpus import DemoCorpusDataModule
 from datamodules.documents import DocumentDataModule
 from datamodules.neuron_batches import NeuronBatchDataModule
@@ -7,6 +8,7 @@ from datamodules.prompt_pairs import PromptPairDataModule
 from datamodules.text import TextDataModule
 
 __all__ = [
+    "ActivationTokensDataModule",
     "DocumentDataModule",
     "NeuronBatchDataModule",
     "PromptPairDataModule",

@@ -2,6 +2,7 @@
 
 from lightning_modules.activation_atlas import ActivationAtlasModule
 from lightning_modules.activation_patching import ActivationPatchingModule
+from lightning_modules.dictionary_training import DictionaryTraining
 from lightning_modules.direct_logit_attribution import DirectLogitAttributionModule
 from lightning_modules.edge_coefficients import EdgeCoefficientsModule
 from lightning_modules.feature_circuit import FeatureCircuitModule
@@ -12,6 +13,7 @@ from lightning_modules.neuron_explanations import NeuronExplanationModule
 from lightning_modules.residual_vector import ResidualVectorModule
 
 __all__ = [
+    "DictionaryTraining",
     "NeuronExplanationModule",
     "ActivationAtlasModule",
     "ActivationPatchingModule",
