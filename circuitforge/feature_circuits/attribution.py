@@ -20,6 +20,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from circuitforge.feature_circuits.points import SAEPoint
+from circuitforge.model import hooks
 from circuitforge.model.forward import embed, run_blocks, unembed
 
 Metric = Callable[[Float[Tensor, "batch pos vocab"]], Float[Tensor, " batch"]]  # or ReadMetric
@@ -127,10 +128,10 @@ def clean_pass(
 
         return hook
 
-    hooks = [(p.hook_name, hook_for(i)) for i, p in enumerate(points)]
+    fwd_hooks = [(p.hook_name, hook_for(i)) for i, p in enumerate(points)]
     with torch.set_grad_enabled(backward):
         residual, mask = embed(model, tokens)
-        with model.hooks(fwd_hooks=hooks):
+        with model.hooks(fwd_hooks=fwd_hooks):
             final = run_blocks(model, residual, 0, model.cfg.n_layers, mask)
         value = metric_of_residual(model, metric, final, tokens.shape[0])
         if backward:
@@ -193,13 +194,13 @@ def ig_gradients(
 def start_block(point: SAEPoint) -> int:
     """The first block a change at the point runs through: block L for resid_pre L and for
     the points inside block L (attn, mlp, resid_mid), block L+1 for resid_post L."""
-    return point.layer + 1 if point.hook_name.endswith("hook_resid_post") else point.layer
+    return point.layer + 1 if point.hook_name == hooks.resid_post(point.layer) else point.layer
 
 
 def enters_a_block(point: SAEPoint) -> bool:
     """resid_pre L / resid_post L is the input of a block: the forward starts from it directly;
     any other point is replaced by a hook inside its block."""
-    return point.hook_name.endswith(("hook_resid_pre", "hook_resid_post"))
+    return point.hook_name in (hooks.resid_pre(point.layer), hooks.resid_post(point.layer))
 
 
 def gradient_from_point(
