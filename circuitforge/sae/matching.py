@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from circuitforge.file_checks import DamagedFileError, read_json_object
 from circuitforge.manifest import MANIFEST, verify_manifest
 from circuitforge.model import hooks
 from circuitforge.model.hooks import parse_hook
@@ -108,6 +109,35 @@ def load_sae(source: SAESource, layer: int | None = None) -> MatchedSAE:
     return _load(source, template.format(layer=layer) if "{layer}" in template else template)
 
 
+def load_sae_dir(path: Path) -> Any:
+    """The sae-lens SAE saved in `path`; a damaged file is refused in one line naming it."""
+    from sae_lens import SAE
+    from sae_lens.constants import SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME
+    from safetensors import SafetensorError
+
+    if (path / MANIFEST).is_file():  # the shipped SAEs carry one; sae-lens' own do not
+        verify_manifest(path)
+    for name in (SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME):
+        if not (path / name).is_file():
+            raise FileNotFoundError(f"SAE directory {path} has no {name} (sae-lens saves both)")
+    config, weights = path / SAE_CFG_FILENAME, path / SAE_WEIGHTS_FILENAME
+    read_json_object(config, "SAE config", ("d_in", "d_sae"))
+    try:
+        return SAE.load_from_disk(str(path), device="cpu")
+    except SafetensorError as error:
+        raise DamagedFileError(
+            f"SAE weights {weights} is not a readable safetensors file ({error}): cut short, "
+            "or another format"
+        ) from None
+    except (RuntimeError, TypeError, ValueError, KeyError) as error:
+        lines = str(error).strip().splitlines() or [""]
+        first = next((line.strip() for line in lines if "mismatch" in line), lines[0])
+        raise DamagedFileError(
+            f"SAE directory {path}: {weights.name} does not fit {config.name} "
+            f"({type(error).__name__}: {first}): another SAE's weights or config"
+        ) from None
+
+
 def _load(source: SAESource, name: str) -> MatchedSAE:
     from sae_lens import SAE
 
@@ -115,9 +145,7 @@ def _load(source: SAESource, name: str) -> MatchedSAE:
         path = Path(name)
         if not path.is_dir():
             raise FileNotFoundError(f"SAE directory {path} does not exist")
-        if (path / MANIFEST).is_file():  # the shipped SAEs carry one; sae-lens' own do not
-            verify_manifest(path)
-        sae = SAE.load_from_disk(str(path), device="cpu").requires_grad_(False)  # read, not trained
+        sae = load_sae_dir(path).requires_grad_(False)  # read, not trained
         return MatchedSAE(sae, str(path), sae.cfg.metadata.hook_name)
 
     from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory

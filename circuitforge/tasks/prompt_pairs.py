@@ -9,12 +9,14 @@ last token of the prompt for next-token tasks, every non-BOS position for tracr)
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from jaxtyping import Bool, Int
 from torch import Tensor
+
+from circuitforge.file_checks import DamagedFileError, read_text
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,7 @@ class PromptPair:
     corrupt: str
     answer: str
     wrong_answer: str
+    origin: str = field(default="", compare=False)  # `file:line` of a pair read from a file
 
 
 @dataclass
@@ -60,17 +63,18 @@ def tokenize_pairs(model, pairs: list[PromptPair], pad_id: int | None = None) ->
         raise ValueError("no prompt pairs")
     clean, corrupt, answer, wrong = [], [], [], []
     for i, pair in enumerate(pairs):
+        where = pair.origin or f"pair {i}"
         c, x = _tokens(model, pair.clean), _tokens(model, pair.corrupt)
         if len(c) != len(x):
             raise ValueError(
-                f"pair {i}: clean and corrupt prompts tokenize to different lengths "
+                f"{where}: clean and corrupt prompts tokenize to different lengths "
                 f"({len(c)} vs {len(x)}): {pair.clean!r} / {pair.corrupt!r}. Edge patching mixes "
                 "activations position by position, so both must have the same number of tokens"
             )
         clean.append(c)
         corrupt.append(x)
-        answer.append(single_token(model, pair.answer, f"pair {i}: answer"))
-        wrong.append(single_token(model, pair.wrong_answer, f"pair {i}: wrong answer"))
+        answer.append(single_token(model, pair.answer, f"{where}: answer"))
+        wrong.append(single_token(model, pair.wrong_answer, f"{where}: wrong answer"))
     if pad_id is None:
         pad_id = getattr(model.tokenizer, "pad_token_id", None) or 0
     width = max(len(c) for c in clean)
@@ -90,19 +94,25 @@ def tokenize_pairs(model, pairs: list[PromptPair], pad_id: int | None = None) ->
 
 
 def read_jsonl(path: str | Path) -> list[PromptPair]:
-    """`{clean, corrupt, answer, wrong_answer}` per line."""
+    """`{clean, corrupt, answer, wrong_answer}` per line (each pair knows its `file:line`)."""
     pairs = []
-    for n, line in enumerate(Path(path).read_text().splitlines(), start=1):
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"prompt-pair file {path} does not exist")
+    for n, line in enumerate(read_text(path, "prompt-pair file").splitlines(), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
             pairs.append(
-                PromptPair(row["clean"], row["corrupt"], row["answer"], row["wrong_answer"])
+                PromptPair(
+                    row["clean"], row["corrupt"], row["answer"], row["wrong_answer"], f"{path}:{n}"
+                )
             )
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise ValueError(
                 f"{path}:{n}: each line must be a JSON object with clean, corrupt, answer and "
                 f"wrong_answer ({type(err).__name__}: {err})"
             ) from err
+    if not pairs:
+        raise DamagedFileError(f"prompt-pair file {path} holds no pairs")
     return pairs
