@@ -70,7 +70,7 @@ class CircuitExport(ResultCallback):
 
     def prepared(self, trainer: L.Trainer, module) -> list[PreparedBatch]:
         if self._prepared is None:
-            batches = trainer.datamodule.validation_batches()
+            batches = trainer.datamodule.validation_batches()  # pyright: ignore[reportAttributeAccessIssue]
             self._prepared = [
                 PreparedBatch(module.masked_forward, b, module.ablation) for b in batches
             ]
@@ -82,8 +82,9 @@ class CircuitExport(ResultCallback):
             rank_zero_warn(f"circuit at epoch {trainer.current_epoch}: {failure}")
         slim = {"epoch": trainer.current_epoch, "step": trainer.global_step}
         self.history.append(slim | evaluation.metrics)
-        if trainer.is_global_zero and trainer.log_dir is not None:
-            self.export(trainer, module, evaluation)
+        log_dir = trainer.log_dir
+        if trainer.is_global_zero and log_dir is not None:
+            self.export(trainer, module, evaluation, log_dir)
 
     def evaluate(self, trainer: L.Trainer, module) -> CircuitEvaluation:
         prepared = self.prepared(trainer, module)
@@ -113,12 +114,14 @@ class CircuitExport(ResultCallback):
             importance=module.importance(),
         )
 
-    def export(self, trainer: L.Trainer, module, evaluation: CircuitEvaluation) -> None:
+    def export(
+        self, trainer: L.Trainer, module, evaluation: CircuitEvaluation, log_dir: str
+    ) -> None:
         keep = evaluation.keep.tolist()
         result = evaluation.to_json()
         entry = {"epoch": trainer.current_epoch, "step": trainer.global_step, **result}
-        write_result(trainer.log_dir, self.result_name, entry, self.history)
-        folder = Path(trainer.log_dir) / "results"
+        write_result(log_dir, self.result_name, entry, self.history)
+        folder = Path(log_dir) / "results"
         text = circuit_text(module.graph, keep)
         write_text_atomically(folder / "circuit.txt", text)
         metrics = result["metrics"]

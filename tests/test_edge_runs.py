@@ -27,8 +27,13 @@ def fit(tmp_path: Path, config: str, *extra: str):
     return main(args)
 
 
+def log_dir(cli) -> Path:
+    assert cli.trainer.log_dir is not None
+    return Path(cli.trainer.log_dir)
+
+
 def result(cli) -> dict:
-    return json.loads((Path(cli.trainer.log_dir) / "results" / "circuit.json").read_text())
+    return json.loads((log_dir(cli) / "results" / "circuit.json").read_text())
 
 
 def ablation_args(ablation: str) -> list[str]:
@@ -98,11 +103,11 @@ def test_demo_ioi_run_writes_the_circuit_files_and_resumes(tmp_path):
     eap = out["eap"]["sweep"]  # EAP's signed scores rank differently by sign and by |score|
     assert out["eap"]["cpr"] == eap["signed"]["area_under"]
     assert out["eap"]["cmd"] == eap["absolute"]["area_from_1"]
-    folder = Path(straight.trainer.log_dir) / "results"
+    folder = log_dir(straight) / "results"
     text = (folder / "circuit.txt").read_text().splitlines()
     assert text and all(" <- " in line for line in text)
     assert (folder / "circuit.png").stat().st_size > 1000
-    ckpt = torch.load(Path(straight.trainer.log_dir) / "checkpoints/last.ckpt", weights_only=True)
+    ckpt = torch.load(log_dir(straight) / "checkpoints/last.ckpt", weights_only=True)
     assert set(ckpt["state_dict"]) == {"theta"}  # no frozen weights
 
     fit(tmp_path / "b", "configs/edges/demo_ioi.yaml", *DEMO, "--trainer.max_epochs=1")
