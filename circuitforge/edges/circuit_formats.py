@@ -122,7 +122,7 @@ def auto_circuit_prune_scores(graph: EdgeGraph, scores: list[float]) -> dict[str
     for edge, score in zip(graph.edges, scores):
         i = src_idx[edge.src.name]
         if edge.dest.kind == "head":
-            out[hooks.qkv_input(edge.dest.layer, edge.channel)][edge.dest.head, i] = score
+            out[hooks.qkv_input(edge.dest.layer, str(edge.channel))][edge.dest.head, i] = score
         elif edge.dest.kind == "mlp":
             out[hooks.mlp_in(edge.dest.layer)][i] = score
         else:
