@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from transformer_lens import HookedTransformer
 
-from circuitforge.ablation import ABLATIONS, Ablation
+from circuitforge.ablation import check_ablation
 from circuitforge.edges import parameterisation as param
 from circuitforge.edges.graph import EdgeGraph, GraphShape
 from circuitforge.edges.keep_rule import KeepRule
@@ -40,7 +40,7 @@ class EdgeCoefficientsModule(L.LightningModule):
         split_qkv: bool = True,
         include_mlp: bool = True,
         per_position: int | None = None,
-        ablation: Ablation = "interchange",
+        ablation: str = "interchange",  # checked here, so a bad name is refused in one line
         parameterisation: param.Parameterisation = "sigmoid",
         objective: Objective = "logit_diff",
         lr: float = 0.1,
@@ -82,11 +82,10 @@ class EdgeCoefficientsModule(L.LightningModule):
         """
         super().__init__()
         self.save_hyperparameters()
-        if ablation not in ABLATIONS:
-            raise ValueError(f"ablation must be one of {ABLATIONS}, got {ablation!r}")
+        self.ablation = check_ablation(ablation)
         if objective not in ("logit_diff", "kl", "mse"):
             raise ValueError(f"objective must be logit_diff, kl or mse, got {objective!r}")
-        self.spec, self.ablation, self.objective = model, ablation, objective
+        self.spec, self.objective = model, objective
         self.kind = param.check(parameterisation)
         self.lr, self.sparsity_weight = lr, sparsity_weight
         self.target_density, self.sparsity_warmup_steps = target_density, sparsity_warmup_steps

@@ -185,3 +185,10 @@ def test_an_unknown_ablation_is_refused_in_one_line(tmp_path):
     forward = MaskedForward(model, EdgeGraph(GraphShape.of(model)))
     with pytest.raises(ValueError, match="ablation must be one of .*got 'resample'"):
         PreparedBatch(forward, {}, "resample")  # type: ignore[arg-type]
+
+
+def test_an_unknown_ablation_is_refused_by_the_run_before_the_model_loads(tmp_path):
+    from tests.test_edge_runs import fit
+
+    with pytest.raises(ValueError, match="ablation must be one of .*got 'resample'"):
+        fit(tmp_path, "configs/edges/tracr_reverse.yaml", "--model.init_args.ablation=resample")
