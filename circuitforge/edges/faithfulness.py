@@ -15,6 +15,10 @@ As in hannamw/MIB-circuit-track (`MIB_circuit_track/evaluation.py::evaluate_area
 - CPR is `area_under` of the signed ranking, CMD `area_from_1` of the absolute ranking (MIB's
   `print_results.py` reads `abs-False` results for CPR and `abs-True` for CMD; its issue 19).
 
+A point's `n_edges` counts the circuit evaluated (fully pruned). MIB's `weighted_edge_counts`
+can be larger: EAP-IG 7af394a's `prune` stops after one pass when `apply_topn` has already set
+the nodes (fixed upstream in 55a2be2), and `evaluate_graph` prunes again before it evaluates.
+
 Tasks without answer tokens (tracr's numerical programs) have no logit difference: there
 f = 1 - d(C) / d(empty) with d the keep metric (KL or MSE to the full model); MIB has no such
 tasks. Ties in the scores are broken by edge order (MIB's unstable argsort leaves them open).
