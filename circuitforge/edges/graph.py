@@ -32,6 +32,8 @@ from typing import Literal
 
 import torch
 
+from circuitforge.model.internals import has_post_attention_norm
+
 ComponentKind = Literal["input", "head", "mlp", "logits"]
 CHANNELS = ("q", "k", "v")
 
@@ -104,7 +106,7 @@ class GraphShape:
             n_layers=cfg.n_layers,
             n_heads=cfg.n_heads,
             attn_only=bool(cfg.attn_only),
-            post_attention_norm=bool(cfg.use_normalization_before_and_after),
+            post_attention_norm=has_post_attention_norm(model),
         )
 
 
