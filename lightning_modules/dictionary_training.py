@@ -19,6 +19,7 @@ import lightning as L
 import torch
 from transformer_lens import HookedTransformer
 
+from circuitforge.demo_world.sae_training import evaluate_sae
 from circuitforge.dictionaries.activations import hook_activations
 from circuitforge.dictionaries.centring import centre_decoder_bias, input_statistics
 from circuitforge.dictionaries.export import inference_copy
@@ -164,8 +165,6 @@ class DictionaryTraining(L.LightningModule):
     def heldout_metrics(self) -> dict[DictionarySpec, dict]:
         """Our `evaluate_sae` (explained variance, L0, dead fraction, spliced loss change) of
         each dictionary, input scale folded in, on the held-out rows (fp32 forwards)."""
-        from circuitforge.demo_world.sae_training import evaluate_sae
-
         rows = self.trainer.datamodule.heldout.to(self.device)
         out = {}
         for spec in self.specs:

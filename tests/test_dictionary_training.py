@@ -67,7 +67,11 @@ def test_kill_9_mid_epoch_then_resume_is_bit_identical(tmp_path, one_thread):
     assert set(a.state_dict()) == set(b.state_dict())
     for key, value in a.state_dict().items():  # SAEs, dead counters, scales, token count
         assert torch.equal(value, b.state_dict()[key]), key
-    assert int(a.tokens_seen) > 0 and any(int(a.since_fired(s).max()) > 0 for s in a.specs)
+    for spec in a.specs:  # the dead-feature counters came back with the checkpoint
+        assert torch.equal(a.since_fired(spec), b.since_fired(spec)), spec.hook
+        assert a.scale(spec) == b.scale(spec) > 0
+    assert int(a.tokens_seen) == int(b.tokens_seen) > 0
+    assert any(int(a.since_fired(s).max()) > 0 for s in a.specs)
     folders = [Path(m.trainer.log_dir) / "dictionaries" for m in (straight, resumed)]
     for name in ("layer_0", "layer_2"):
         for folder in folders:
