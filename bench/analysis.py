@@ -58,6 +58,7 @@ from circuitforge.analysis.patching import (  # noqa: E402
     patched_metric,
     target_and_source,
 )
+from circuitforge.batches import PairBatch  # noqa: E402
 from circuitforge.edges.objectives import logit_difference  # noqa: E402
 from circuitforge.model import hooks  # noqa: E402
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model  # noqa: E402
@@ -85,7 +86,7 @@ def gpt2_like(d_model: int, n_layers: int, n_heads: int, d_vocab: int) -> dict:
     )  # fmt: skip
 
 
-def random_batch(n: int, pos: int, d_vocab: int) -> dict:
+def random_batch(n: int, pos: int, d_vocab: int) -> PairBatch:
     """Random clean tokens; corrupt changes 3 positions; logit difference at the last one."""
     g = torch.Generator().manual_seed(0)
     clean = torch.randint(0, d_vocab, (n, pos), generator=g)
@@ -94,17 +95,17 @@ def random_batch(n: int, pos: int, d_vocab: int) -> dict:
         corrupt[:, p] = (clean[:, p] + torch.randint(1, d_vocab, (n,), generator=g)) % d_vocab
     read = (torch.arange(pos) == pos - 1).expand(n, pos).clone()
     answer, wrong = torch.randint(0, d_vocab, (2, n), generator=g)
-    return dict(clean=clean, corrupt=corrupt, read=read, answer=answer, wrong_answer=wrong)
+    return PairBatch(clean, corrupt, read, answer, wrong, torch.arange(n))
 
 
-def demo_batch(model: HookedTransformer, n: int) -> dict:
+def demo_batch(model: HookedTransformer, n: int) -> PairBatch:
     dm = PromptPairDataModule(task="demo_ioi", n_train=n, batch_size=n, template=3)
     dm.bind_model(model)
     return next(iter(dm.test_dataloader()))
 
 
 @torch.no_grad()
-def loop_sweep(model: HookedTransformer, batch: dict, cells: list[Cell], direction: str):
+def loop_sweep(model: HookedTransformer, batch: PairBatch, cells: list[Cell], direction: str):
     """The reference: one plain TransformerLens run with one patching hook per cell."""
     target, source_tokens = target_and_source(batch, direction)
     cfg, saved = model.cfg, model.cfg.ungroup_grouped_query_attention
@@ -121,9 +122,7 @@ def loop_sweep(model: HookedTransformer, batch: dict, cells: list[Cell], directi
                 return act
 
             logits = model.run_with_hooks(target, fwd_hooks=[(hook, patch)])
-            out.append(
-                logit_difference(logits, batch["read"], batch["answer"], batch["wrong_answer"])
-            )
+            out.append(logit_difference(logits, batch.read, batch.answer, batch.wrong_answer))
     finally:
         cfg.ungroup_grouped_query_attention = saved
     return torch.stack(out).float()
@@ -157,7 +156,7 @@ def describe(model: HookedTransformer) -> str:
 
 
 def bench(name, model, batch, kinds, args, repeats: int) -> dict:
-    n, pos = batch["clean"].shape
+    n, pos = batch.clean.shape
     print(
         f"\n[{name}] {describe(model)}; batch {n} pairs x {pos} tokens, {args.direction}; "
         f"best / median of {repeats} after a warm-up",

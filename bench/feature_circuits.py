@@ -48,6 +48,7 @@ from sae_lens import StandardSAE, StandardSAEConfig  # noqa: E402
 from sae_lens.saes.sae import SAEMetadata  # noqa: E402
 from transformer_lens import HookedTransformer  # noqa: E402
 
+from circuitforge.batches import PairBatch, all_pairs  # noqa: E402
 from circuitforge.feature_circuits import circuit as fc  # noqa: E402
 from circuitforge.feature_circuits import points as fp  # noqa: E402
 from circuitforge.feature_circuits.attribution import (  # noqa: E402
@@ -61,8 +62,6 @@ from circuitforge.sae.matching import MatchedSAE, SAESource  # noqa: E402
 from circuitforge.tasks.demo_tasks import demo_ioi_pairs  # noqa: E402
 from circuitforge.tasks.ioi import ioi_pairs  # noqa: E402
 from circuitforge.tasks.prompt_pairs import tokenize_pairs  # noqa: E402
-
-BATCH_KEYS = ("clean", "corrupt", "read", "answer", "wrong_answer")
 
 
 def gemma_like(d_model: int, n_layers: int, d_vocab: int) -> dict:
@@ -101,7 +100,7 @@ def random_points(model: HookedTransformer, d_sae: int) -> list[fp.SAEPoint]:
     return sorted(points, key=lambda p: p.order)
 
 
-def random_batch(n: int, pos: int, d_vocab: int) -> dict:
+def random_batch(n: int, pos: int, d_vocab: int) -> PairBatch:
     """Random clean tokens; corrupt swaps one middle token; logit difference at the last one."""
     g = torch.Generator().manual_seed(0)
     clean = torch.randint(4, d_vocab, (n, pos), generator=g)
@@ -110,11 +109,11 @@ def random_batch(n: int, pos: int, d_vocab: int) -> dict:
     corrupt[:, pos // 2] = torch.randint(4, d_vocab, (n,), generator=g)
     read = (torch.arange(pos) == pos - 1).expand(n, pos)
     answer, wrong = torch.randint(4, d_vocab, (2, n), generator=g)
-    return dict(clean=clean, corrupt=corrupt, read=read, answer=answer, wrong_answer=wrong)
+    return PairBatch(clean, corrupt, read, answer, wrong, torch.arange(n))
 
 
 def spliced_grads(
-    model: HookedTransformer, points: list[fp.SAEPoint], batch: dict, read_only: bool = False
+    model: HookedTransformer, points: list[fp.SAEPoint], batch: PairBatch, read_only: bool = False
 ) -> list:
     """The baseline: one spliced forward + backward; returns each point's feature gradient.
     `read_only` unembeds only the read positions (as our paths do), for a second baseline."""
@@ -137,11 +136,11 @@ def spliced_grads(
         metric = fc.pair_metric(batch)
         if read_only:
             final = model.run_with_hooks(
-                batch["clean"], fwd_hooks=fwd_hooks, stop_at_layer=model.cfg.n_layers
+                batch.clean, fwd_hooks=fwd_hooks, stop_at_layer=model.cfg.n_layers
             )
             metric_of_residual(model, metric, final, len(final)).sum().backward()
         else:
-            metric(model.run_with_hooks(batch["clean"], fwd_hooks=fwd_hooks)).sum().backward()
+            metric(model.run_with_hooks(batch.clean, fwd_hooks=fwd_hooks)).sum().backward()
     return [f.grad for f in feats]
 
 
@@ -175,13 +174,13 @@ def graph_paths(model, points, batch, per_point: int, ig_steps: int) -> dict:
 
 def check(model, points, batch) -> float:
     """Max |baseline feature gradient - (point_gradients' dm/dx) . D| over every point."""
-    _, grads = point_gradients(model, batch["clean"], points, fc.pair_metric(batch))
+    _, grads = point_gradients(model, batch.clean, points, fc.pair_metric(batch))
     got = spliced_grads(model, points, batch)
     return max(float((g @ p.decoder.T - f).abs().max()) for p, g, f in zip(points, grads, got))
 
 
 def bench(name: str, model, points, batch, args, repeats: int) -> list[str]:
-    n, pos = batch["clean"].shape
+    n, pos = batch.clean.shape
     kinds = sorted({p.hook_name.split(".", 2)[-1] for p in points})
     print(
         f"\n[{name}] {model.cfg.n_layers} layers, d_model {model.cfg.d_model}, {len(points)} SAE "
@@ -245,7 +244,7 @@ def main() -> None:
     source = SAESource(path=str(ROOT / "assets/demo/saes/layer_{layer}"))
     points = fp.load_points(demo, [fp.SAEGroup(source, [0, 1, 2, 3])])
     pairs = tokenize_pairs(demo, demo_ioi_pairs(args.n, 0))
-    batch = {k: getattr(pairs, k) for k in BATCH_KEYS}
+    batch = all_pairs(pairs)
     rows = bench("demo", demo, points, batch, args, args.repeats)
 
     if not args.quick:
@@ -253,7 +252,7 @@ def main() -> None:
         source = SAESource(path=str(ROOT / "assets/gemma3/saes/layer_{layer}"))
         g3_points = fp.load_points(gemma3, [fp.SAEGroup(source, [3, 5, 8])])
         pairs = tokenize_pairs(gemma3, ioi_pairs(args.n, 0))
-        g3_batch = {k: getattr(pairs, k) for k in BATCH_KEYS}
+        g3_batch = all_pairs(pairs)
         rows += bench("gemma3", gemma3, g3_points, g3_batch, args, args.big_repeats)
 
         cfg = gemma_like(args.big_d_model, args.big_layers, args.big_vocab)

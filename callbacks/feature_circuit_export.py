@@ -13,12 +13,15 @@ from circuitforge.data.texts import load_texts
 from circuitforge.feature_circuits.attribution_graph import feature_file
 from circuitforge.feature_circuits.export import circuit_json, circuit_picture, direct_logit_tokens
 from circuitforge.feature_circuits.feature_contexts import ContextCorpus, feature_examples
+from circuitforge.feature_circuits.result import FeatureCircuitResult
 from circuitforge.feature_circuits.to_attribution_graph import (
     circuit_attribution_graph,
     graph_layers,
 )
 from circuitforge.results import markdown_table, strict_json
 from circuitforge.viewer.graph_page import feature_graph, graph_page
+from lightning_modules.feature_circuit import FeatureCircuitModule
+from lightning_modules.trainer_access import module_of
 
 
 class FeatureCircuitExport(ResultCallback):
@@ -41,21 +44,24 @@ class FeatureCircuitExport(ResultCallback):
         self.max_edges, self.max_edges_drawn = max_edges, max_edges_drawn
         self.contexts = contexts
 
-    def on_test_end(self, trainer: L.Trainer, pl_module) -> None:
-        found = pl_module.result
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        module = module_of(pl_module, FeatureCircuitModule, self)
+        found = module.result
+        if not isinstance(found, FeatureCircuitResult):
+            raise RuntimeError("FeatureCircuitModule left no result (no test batches?)")
         graph = circuit_json(
-            pl_module.frozen_model,
-            pl_module.points,
-            found["features"],
-            found["errors"],
-            found["kept"],
-            found["edges"],
-            pl_module.prompt_tokens() if pl_module.positions == "each" else None,
-            found.get("activations"),
-            found.get("embedding_edges"),
+            module.frozen_model,
+            module.points,
+            found.features,
+            found.errors,
+            found.kept,
+            found.edges,
+            module.prompt_tokens() if module.positions == "each" else None,
+            found.activations,
+            found.embedding_edges,
         )
-        examples = self.feature_examples(pl_module, graph)
-        quality = found["quality"]
+        examples = self.feature_examples(module, graph)
+        quality = found.quality
         n_edges = len(graph["edges"])
         if self.max_edges is not None:
             graph["edges"] = sorted(graph["edges"], key=lambda e: -abs(e["weight"]))[
@@ -73,13 +79,13 @@ class FeatureCircuitExport(ResultCallback):
                 },
                 "faithfulness": quality["faithfulness"],
                 "completeness": quality["completeness"],
-                "method": pl_module.method,
-                "ablation": pl_module.ablation,
-                "positions": pl_module.positions,
-                "quality_curve": found["quality_curve"],
-                "examples": found["examples"],
-                "held_out_examples": found["held_out_examples"],
-                "points": [p.hook_name for p in pl_module.points],
+                "method": module.method,
+                "ablation": module.ablation,
+                "positions": module.positions,
+                "quality_curve": found.quality_curve,
+                "examples": found.examples,
+                "held_out_examples": found.held_out_examples,
+                "points": [p.hook_name for p in module.points],
                 "edges_between_kept_nodes": n_edges,
                 **graph,
             },
@@ -88,7 +94,7 @@ class FeatureCircuitExport(ResultCallback):
         if trainer.log_dir is not None and trainer.is_global_zero:
             folder = Path(trainer.log_dir) / "results"
             picture.save(folder / "feature_circuit.png")
-            self.write_pages(folder, pl_module, graph, quality, examples)
+            self.write_pages(folder, module, graph, quality, examples)
         writer = self.tensorboard(trainer)
         if writer is not None:
             rows = sorted(graph["nodes"], key=lambda n: -abs(n["score"]))[:40]
@@ -103,11 +109,11 @@ class FeatureCircuitExport(ResultCallback):
             )
             writer.flush()
 
-    def feature_examples(self, pl_module, graph: dict) -> dict:
+    def feature_examples(self, module: FeatureCircuitModule, graph: dict) -> dict:
         """With `contexts`: (point index, feature) -> its top examples, also put in the nodes."""
         if self.contexts is None:
             return {}
-        names = [p.name for p in pl_module.points]
+        names = [p.name for p in module.points]
         wanted: dict[int, list[int]] = {}
         for n in graph["nodes"]:
             if n["feature"] != "error":
@@ -116,9 +122,7 @@ class FeatureCircuitExport(ResultCallback):
             t[: self.contexts.chars]
             for t in load_texts(self.contexts.path, self.contexts.documents)
         ]
-        found = feature_examples(
-            pl_module.frozen_model, pl_module.points, wanted, texts, self.contexts
-        )
+        found = feature_examples(module.frozen_model, module.points, wanted, texts, self.contexts)
         for n in graph["nodes"]:
             if n["feature"] != "error":
                 key = (names.index(n["id"].split("/")[0]), n["feature"])
@@ -128,38 +132,43 @@ class FeatureCircuitExport(ResultCallback):
         return found
 
     def write_pages(
-        self, folder: Path, pl_module, graph: dict, quality: dict, examples: dict
+        self,
+        folder: Path,
+        module: FeatureCircuitModule,
+        graph: dict,
+        quality: dict,
+        examples: dict,
     ) -> None:
         """`feature_circuit.html` (our viewer) and, with per-position nodes,
         `attribution_graph.json` (circuit-tracer / Neuronpedia's format), with the feature
         files of its panel when there are `examples`."""
-        each = pl_module.positions == "each"
-        prompt = pl_module.graph_prompt() if each else None
-        names = [p.name for p in pl_module.points]
+        each = module.positions == "each"
+        prompt = module.graph_prompt() if each else None
+        names = [p.name for p in module.points]
         summary = [
             f"faithfulness {quality['faithfulness']:.3f}, completeness "
-            f"{quality['completeness']:.3f} ({pl_module.method}, {pl_module.ablation} ablation)",
+            f"{quality['completeness']:.3f} ({module.method}, {module.ablation} ablation)",
             f"{len(graph['nodes'])} nodes, the {len(graph['edges'])} largest edges",
         ]
         if prompt is not None:
             summary.append(f"prompt: {prompt['prompt']!r} -> {prompt['answer'][1]!r}")
         page = graph_page(
-            f"feature circuit: {pl_module.spec.describe()}",
+            f"feature circuit: {module.spec.describe()}",
             summary,
             feature_graph(graph, names, prompt["tokens"] if prompt else None),
         )
         write_text_atomically(folder / "feature_circuit.html", page)
         if prompt is None:
             return
-        model = pl_module.frozen_model
+        model = module.frozen_model
         attribution = circuit_attribution_graph(
-            graph, pl_module.points, prompt["prompt"], prompt["ids"], prompt["tokens"],
+            graph, module.points, prompt["prompt"], prompt["ids"], prompt["tokens"],
             prompt["answer"], model.cfg.n_layers, slug="circuitforge-feature-circuit",
-            scan=pl_module.spec.describe(), feature_json_base_url="features" if examples else None,
+            scan=module.spec.describe(), feature_json_base_url="features" if examples else None,
         )  # fmt: skip
-        layer_of = graph_layers(pl_module.points)
+        layer_of = graph_layers(module.points)
         for (i, feature), found in examples.items():
-            point = pl_module.points[i]
+            point = module.points[i]
             promoted, suppressed = direct_logit_tokens(model, point, feature, 10)
             feature_file(
                 folder / "features", layer_of[point.name], feature,

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import lightning as L
 
-from callbacks.result_callback import ResultCallback, module_of
+from callbacks.result_callback import ResultCallback
 from circuitforge.results import per_vector
 from lightning_modules.residual_vector import ResidualVectorModule
+from lightning_modules.trainer_access import module_of
 
 
 class OptimizationReport(ResultCallback):

@@ -10,12 +10,13 @@ import math
 import lightning as L
 from lightning.pytorch.trainer.states import TrainerFn
 
-from callbacks.result_callback import ResultCallback, module_of
+from callbacks.result_callback import ResultCallback
 from circuitforge.numerics import require_at_least_one
 from circuitforge.patchscope.generation import patchscope_decode
 from circuitforge.patchscope.prompt import PlaceholderPrompt, locate_placeholder
 from circuitforge.results import per_vector
 from lightning_modules.residual_vector import ResidualVectorModule
+from lightning_modules.trainer_access import module_of
 
 
 class PatchscopeGeneration(ResultCallback):

@@ -12,17 +12,22 @@ neuron at the target prompt's placeholder with X injected), `top_features`, `pla
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import lightning as L
 from lightning.pytorch.trainer.states import TrainerFn
 
 from callbacks.patchscope_generation import PatchscopeGeneration
-from callbacks.result_callback import ResultCallback, module_of
+from callbacks.result_callback import ResultCallback
 from callbacks.sae_decomposition import SAEDecomposition
 from circuitforge.results import per_vector
 from lightning_modules.residual_vector import ResidualVectorModule
+from lightning_modules.trainer_access import callbacks_of, module_of
+
+Found = TypeVar("Found", bound=L.Callback)
 
 
-def _one(callbacks: list, kind: type):
+def _one(callbacks: list[L.Callback], kind: type[Found]) -> Found:
     found = [c for c in callbacks if isinstance(c, kind)]
     if len(found) != 1:
         raise ValueError(
@@ -38,8 +43,8 @@ class ReactivationReport(ResultCallback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if not module_of(pl_module, ResidualVectorModule, self).atlas_seeds:
             raise ValueError("ReactivationReport needs ResidualVectorModule with init: atlas")
-        self.sae = _one(trainer.callbacks, SAEDecomposition)
-        self.patchscope = _one(trainer.callbacks, PatchscopeGeneration)
+        self.sae = _one(callbacks_of(trainer), SAEDecomposition)
+        self.patchscope = _one(callbacks_of(trainer), PatchscopeGeneration)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.state.fn != TrainerFn.VALIDATING:

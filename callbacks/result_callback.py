@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 import lightning as L
 
 from circuitforge.results import write_result
-
-Module = TypeVar("Module", bound=L.LightningModule)
-
-
-def module_of(pl_module: L.LightningModule, kind: type[Module], callback: object) -> Module:
-    """`pl_module` as the module class a callback reads (its typed attributes), or a clear error."""
-    if not isinstance(pl_module, kind):
-        raise TypeError(
-            f"{type(callback).__name__} reads a {kind.__name__}; "
-            f"this run's model is a {type(pl_module).__name__}"
-        )
-    return pl_module
 
 
 class ResultCallback(L.Callback):

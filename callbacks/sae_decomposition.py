@@ -8,11 +8,12 @@ from __future__ import annotations
 import lightning as L
 from lightning.pytorch.trainer.states import TrainerFn
 
-from callbacks.result_callback import ResultCallback, module_of
+from callbacks.result_callback import ResultCallback
 from circuitforge.results import markdown_table, per_vector
 from circuitforge.sae.decomposition import decompose
 from circuitforge.sae.matching import MatchedSAE, SAESource, load_matching_sae
 from lightning_modules.residual_vector import ResidualVectorModule
+from lightning_modules.trainer_access import module_of
 
 
 class SAEDecomposition(ResultCallback):

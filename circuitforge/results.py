@@ -5,10 +5,23 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from circuitforge.atomic_files import write_text_atomically
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """What an analysis run leaves for its export: the JSON fields, pictures (name -> an RGB
+    array [height, width, 3]) and markdown tables (name -> text) for TensorBoard."""
+
+    json: dict[str, Any]
+    pictures: dict[str, np.ndarray] = field(default_factory=dict)
+    tables: dict[str, str] = field(default_factory=dict)
 
 
 class NonFiniteResult(ValueError):
@@ -41,12 +54,12 @@ def per_vector(names: Sequence[str], **fields: Sequence[Any]) -> dict[str, Any]:
     order of `vectors`, so a result has one shape whether the run has one vector or many."""
     if len(set(names)) != len(names):
         raise ValueError(f"vector names must be distinct, got {list(names)}")
-    for field, values in fields.items():
+    for name, values in fields.items():
         if len(values) != len(names):
             raise ValueError(
-                f"result field {field!r} has {len(values)} values for {len(names)} vectors"
+                f"result field {name!r} has {len(values)} values for {len(names)} vectors"
             )
-    return {"vectors": list(names), **{field: list(values) for field, values in fields.items()}}
+    return {"vectors": list(names), **{name: list(values) for name, values in fields.items()}}
 
 
 def write_result(log_dir: str | Path, name: str, result: dict[str, Any], history: list) -> Path:

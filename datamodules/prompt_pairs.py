@@ -5,15 +5,19 @@ Tasks: `ioi` (Wang et al. templates and names, ABC corruption; for GPT-2), `grea
 tasks), `jsonl` (a file of `{clean, corrupt, answer, wrong_answer}`, `path`), `tracr` (a
 converted tracr program folder, `path`). The pairs are tokenised once the module hands over
 the frozen model (`bind_model`); validation pairs are drawn with another seed (or, for JSONL,
-are the file's last `n_validation` lines).
+are the file's last `n_validation` lines). Loaders yield `PairBatch`es.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import partial
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from circuitforge.batches import PairBatch, pair_batch
 from circuitforge.numerics import require_at_least_one
 from circuitforge.tasks.demo_tasks import demo_greater_than_pairs, demo_ioi_pairs, one_template
 from circuitforge.tasks.greater_than import greater_than_pairs
@@ -30,24 +34,17 @@ GENERATED = {
 TASKS = (*GENERATED, "jsonl", "tracr")
 
 
-class _Pairs(Dataset):
-    def __init__(self, pairs: PairTensors) -> None:
-        self.pairs = pairs
+class _Rows(Dataset):
+    """Row numbers: the batch sampler picks them, `pair_batch` gathers their pairs."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
 
     def __len__(self) -> int:
-        return len(self.pairs)
+        return self.n
 
-    def __getitem__(self, i: int) -> dict:
-        return {**self.pairs.row(i), "index": torch.tensor(i)}
-
-
-def collate(rows: list[dict]) -> dict:
-    """Stack, and cut the right padding no prompt of this batch needs."""
-    batch = {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
-    width = int(batch["read"].any(0).nonzero().max()) + 1
-    for key in ("clean", "corrupt", "read"):
-        batch[key] = batch[key][:, :width]
-    return batch
+    def __getitem__(self, i: int) -> int:
+        return i
 
 
 class EpochSeededBatches:
@@ -72,7 +69,7 @@ class EpochSeededBatches:
             order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
         return [order[i : i + self.size].tolist() for i in range(0, n, self.size)]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[list[int]]:
         return iter(self.batches())
 
     def __len__(self) -> int:
@@ -161,7 +158,9 @@ class PromptPairDataModule(L.LightningDataModule):
         batches = EpochSeededBatches(
             pairs, self.batch_size, self.task == "tracr", shuffle, self.seed
         )
-        return DataLoader(_Pairs(pairs), batch_sampler=batches, collate_fn=collate)
+        return DataLoader(
+            _Rows(len(pairs)), batch_sampler=batches, collate_fn=partial(pair_batch, pairs)
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_pairs, shuffle=True)
@@ -170,5 +169,5 @@ class PromptPairDataModule(L.LightningDataModule):
         """The training pairs, in order (a feature circuit is found on them)."""
         return self._loader(self.train_pairs, shuffle=False)
 
-    def validation_batches(self) -> list[dict]:
+    def validation_batches(self) -> list[PairBatch]:
         return list(self._loader(self.validation_pairs, shuffle=False))

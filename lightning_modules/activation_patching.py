@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from circuitforge.analysis.cells import (
     PER_LAYER,
@@ -38,7 +37,9 @@ from circuitforge.analysis.patching import (
 )
 from circuitforge.analysis.pictures import attribution_scatter, sweep_heatmaps
 from circuitforge.analysis.runs import answer_logit_difference, final_residual
+from circuitforge.batches import PairBatch
 from circuitforge.model.spec import FrozenModelSpec
+from circuitforge.results import AnalysisResult
 from lightning_modules.frozen_model_analysis import FrozenModelAnalysis
 
 
@@ -97,18 +98,17 @@ class ActivationPatchingModule(FrozenModelAnalysis):
     def on_test_epoch_start(self) -> None:
         self.n_positions = self.pairs.clean.shape[1]
         self.cells = {k: sweep_cells(self.frozen_model, k, self.n_positions) for k in self.sweeps}
-        self.exact = {(d, k): 0.0 for d in self.directions for k in self.sweeps}
+        zero = torch.zeros(())  # sums of [cells] tensors
+        self.exact = {(d, k): zero for d in self.directions for k in self.sweeps}
         self.estimate = dict(self.exact)
         self.totals = {"clean": 0.0, "corrupt": 0.0, "pairs": 0}
 
-    def analyse(self, batch: dict) -> None:
+    def analyse(self, batch: PairBatch) -> None:
         model = self.frozen_model
-        width = self.n_positions - batch["clean"].shape[1]  # the collate cut unused padding
-        for key in ("clean", "corrupt", "read"):
-            batch[key] = F.pad(batch[key], (0, width))
+        batch = batch.padded_to(self.n_positions)  # the collate cut unused padding
         with torch.no_grad():
-            clean = answer_logit_difference(model, final_residual(model, batch["clean"]), batch)
-            corrupt = answer_logit_difference(model, final_residual(model, batch["corrupt"]), batch)
+            clean = answer_logit_difference(model, final_residual(model, batch.clean), batch)
+            corrupt = answer_logit_difference(model, final_residual(model, batch.corrupt), batch)
         self.totals["clean"] += clean.sum().item()
         self.totals["corrupt"] += corrupt.sum().item()
         self.totals["pairs"] += len(clean)
@@ -128,7 +128,7 @@ class ActivationPatchingModule(FrozenModelAnalysis):
                     self.estimate[direction, kind] = self.estimate[direction, kind] + part.sum(1)
         self.log("test/logit_difference_clean", clean.mean(), batch_size=len(clean))
 
-    def finish(self) -> dict:
+    def finish(self) -> AnalysisResult:
         n = self.totals["pairs"]
         clean, corrupt = self.totals["clean"] / n, self.totals["corrupt"] / n
         if abs(clean - corrupt) < 1e-6:
@@ -213,7 +213,7 @@ class ActivationPatchingModule(FrozenModelAnalysis):
         table = "| sweep | r (attribution vs exact) |\n|---|---|\n" + "".join(
             f"| {name} | {'-' if r is None else f'{r:.3f}'} |\n" for name, r in correlation.items()
         )
-        return {"json": json, "pictures": pictures, "tables": {"attribution_correlation": table}}
+        return AnalysisResult(json, pictures, tables={"attribution_correlation": table})
 
 
 _AXIS = {k: "position" for k in PER_POSITION} | {k: "all positions" for k in PER_LAYER}

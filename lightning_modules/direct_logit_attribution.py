@@ -13,8 +13,9 @@ import torch
 
 from circuitforge.analysis.direct_logit import Target, direct_logit_attribution
 from circuitforge.analysis.pictures import dla_figure
+from circuitforge.batches import PairBatch
 from circuitforge.model.spec import FrozenModelSpec
-from circuitforge.results import markdown_table
+from circuitforge.results import AnalysisResult, markdown_table
 from lightning_modules.frozen_model_analysis import FrozenModelAnalysis
 
 
@@ -35,13 +36,13 @@ class DirectLogitAttributionModule(FrozenModelAnalysis):
     def on_test_epoch_start(self) -> None:
         self.found: list = []
 
-    def analyse(self, batch: dict) -> None:
+    def analyse(self, batch: PairBatch) -> None:
         with torch.no_grad():
             found = direct_logit_attribution(self.frozen_model, batch, self.target)
         self.found.append(found)
         self.log(f"test/{self.target}", found.model_value.mean(), batch_size=len(found.shares))
 
-    def finish(self) -> dict:
+    def finish(self) -> AnalysisResult:
         names = self.found[0].names
         shares = torch.cat([f.shares for f in self.found]).cpu()
         constant = torch.cat([f.constant for f in self.found]).cpu()
@@ -88,8 +89,8 @@ class DirectLogitAttributionModule(FrozenModelAnalysis):
             title += f" before the soft-cap (the model's: {json['model_value']:.3f})"
         largest = {r["piece"]: r["share"] for r in rows[:15]}
         picture = dla_figure(heads, others, largest, title)
-        return {
-            "json": json,
-            "pictures": {"direct_logit_attribution": picture},
-            "tables": {"direct_logit_attribution": markdown_table(rows, ["piece", "share"])},
-        }
+        return AnalysisResult(
+            json,
+            pictures={"direct_logit_attribution": picture},
+            tables={"direct_logit_attribution": markdown_table(rows, ["piece", "share"])},
+        )

@@ -15,6 +15,7 @@ from typing import Literal
 import torch
 
 from circuitforge.ablation import Ablation
+from circuitforge.batches import PairBatch
 from circuitforge.feature_circuits.ablation import node_masks
 from circuitforge.feature_circuits.circuit import (
     BatchStates,
@@ -34,9 +35,12 @@ from circuitforge.feature_circuits.positions import (
     position_masks,
     select_position_nodes,
 )
+from circuitforge.feature_circuits.result import FeatureCircuitResult
 from circuitforge.model.forward import block_device
 from circuitforge.model.spec import FrozenModelSpec
+from datamodules.prompt_pairs import PromptPairDataModule
 from lightning_modules.frozen_model_analysis import FrozenModelAnalysis
+from lightning_modules.trainer_access import datamodule_of
 
 
 class FeatureCircuitModule(FrozenModelAnalysis):
@@ -74,7 +78,9 @@ class FeatureCircuitModule(FrozenModelAnalysis):
         self.save_hyperparameters()
         if method == "ig" and ig_steps < 1:
             raise ValueError(f"ig_steps must be at least 1, got {ig_steps}")
-        self.ablation, self.method, self.ig_steps = ablation, method, ig_steps
+        self.ablation: Ablation = ablation
+        self.method: Method = method
+        self.ig_steps = ig_steps
         self.nodes_per_point, self.node_threshold = nodes_per_point, node_threshold
         if positions not in ("summed", "each"):
             raise ValueError(f"positions must be summed or each, got {positions!r}")
@@ -89,27 +95,27 @@ class FeatureCircuitModule(FrozenModelAnalysis):
 
     def on_test_epoch_start(self) -> None:
         with torch.inference_mode(False):  # see test_step
-            self.scores = (
+            self.scores: NodeScores | PositionScores = (
                 NodeScores(self.points)
                 if self.positions == "summed"
                 else PositionScores(self.points)
             )
-        self.batches: list[dict] = []
+        self.batches: list[PairBatch] = []
         self.states: list[BatchStates | None] = []
 
-    def analyse(self, batch: dict) -> None:  # (outside inference mode: see the base class)
+    def analyse(self, batch: PairBatch) -> None:  # (outside inference mode: see the base class)
         found = batch_attribution(
             self.frozen_model, self.points, batch, self.ablation, self.method, self.ig_steps
         )
-        if self.positions == "each":
+        if isinstance(self.scores, PositionScores):
             self.scores.add(found.effects, found.states.clean)
         else:
             self.scores.add(found.effects)
         self.batches.append(batch)
         self.states.append(found.states)
-        kept = [i for i, s in enumerate(self.states) if s is not None]
-        while kept and sum(self.states[i].nbytes() for i in kept) > self.reuse_states_bytes:
-            self.states[kept.pop(0)] = None  # the oldest first: their edges recompute them
+        held = [(i, s.nbytes()) for i, s in enumerate(self.states) if s is not None]
+        while held and sum(size for _, size in held) > self.reuse_states_bytes:
+            self.states[held.pop(0)[0]] = None  # the oldest first: their edges recompute them
         self.log("test/logit_difference", found.metric.mean(), batch_size=len(found.metric))
 
     def prompt_tokens(self) -> list[str]:
@@ -121,12 +127,12 @@ class FeatureCircuitModule(FrozenModelAnalysis):
         """The first scored prompt up to its read position: text, ids, tokens, and its answer
         (vocab id, token, the model's probability of it there)."""
         batch = self.batches[0]
-        read = int(batch["read"][0].nonzero().max())
-        ids = batch["clean"][0, : read + 1].tolist()
+        read = int(batch.read[0].nonzero().max())
+        ids = batch.clean[0, : read + 1].tolist()
         tokenizer = self.frozen_model.tokenizer
         decode = (lambda i: tokenizer.decode(i)) if tokenizer is not None else str
-        logits = self.frozen_model(batch["clean"][:1, : read + 1])[0, -1].float()
-        answer = int(batch["answer"][0])
+        logits = self.frozen_model(batch.clean[:1, : read + 1])[0, -1].float()
+        answer = int(batch.answer[0])
         return {
             "prompt": decode(ids),
             "ids": ids,
@@ -134,20 +140,20 @@ class FeatureCircuitModule(FrozenModelAnalysis):
             "answer": (answer, decode([answer]), float(logits.softmax(-1)[answer])),
         }
 
-    def finish(self) -> dict:
-        features, errors = self.scores.mean()
+    def finish(self) -> FeatureCircuitResult:
         model = self.frozen_model
-        held_out = [
-            {k: v.to(self.device).clone() for k, v in b.items()}
-            for b in self.trainer.datamodule.validation_batches()
-        ]
+        data = datamodule_of(self.trainer, PromptPairDataModule, self)
+        held_out = [b.to(self.device).clone() for b in data.validation_batches()]
         states = with_gradients(model, self.points, self.batches, self.states)
-        if self.positions == "each":
-            width = self.scores.width
+        scores, activations = self.scores, None
+        if isinstance(scores, PositionScores):
+            features, errors = scores.mean()
+            width = scores.scored_width()
+            activations = scores.mean_activations()
             for b in held_out:
-                if b["clean"].shape[1] != width:
+                if b.clean.shape[1] != width:
                     raise ValueError(
-                        f"per-position nodes: held-out prompts have {b['clean'].shape[1]} "
+                        f"per-position nodes: held-out prompts have {b.clean.shape[1]} "
                         f"positions, the scored ones {width} (use one template)"
                     )
             kept = select_position_nodes(
@@ -161,6 +167,7 @@ class FeatureCircuitModule(FrozenModelAnalysis):
                 model, self.points, self.batches, kept[0].nodes, self.ablation, states
             )
         else:
+            features, errors = scores.mean()
             kept = select_nodes(features, errors, self.nodes_per_point, self.node_threshold)
             edges = summed_edges(
                 model, self.points, self.batches, kept, self.ablation, states=states
@@ -174,24 +181,24 @@ class FeatureCircuitModule(FrozenModelAnalysis):
         ]
         self.log("test/faithfulness", quality["faithfulness"])
         self.log("test/completeness", quality["completeness"])
-        return {
-            "features": features,
-            "errors": errors,
-            "kept": kept,
-            "edges": edges,
-            "quality": quality,
-            "examples": self.scores.examples,
-            "held_out_examples": sum(len(b["clean"]) for b in held_out),
-            "quality_curve": curve,
-            "activations": self.scores.mean_activations() if self.positions == "each" else None,
-            "embedding_edges": embedding,
-        }
+        return FeatureCircuitResult(
+            features=features,
+            errors=errors,
+            kept=kept,
+            edges=edges,
+            quality=quality,
+            examples=self.scores.examples,
+            held_out_examples=sum(len(b.clean) for b in held_out),
+            quality_curve=curve,
+            activations=activations,
+            embedding_edges=embedding,
+        )
 
-    def quality_with(self, n: int, features, errors, held_out: list[dict]) -> dict:
+    def quality_with(self, n: int, features, errors, held_out: list[PairBatch]) -> dict:
         """Faithfulness and completeness of the circuit of at most `n` nodes per point."""
-        if self.positions == "each":
+        if isinstance(self.scores, PositionScores):
             kept = select_position_nodes(features, errors, n, self.node_threshold)
-            masks = position_masks(self.points, kept, self.scores.width)
+            masks = position_masks(self.points, kept, self.scores.scored_width())
         else:
             masks = node_masks(self.points, select_nodes(features, errors, n, self.node_threshold))
         quality = masks_quality(self.frozen_model, self.points, held_out, masks, self.ablation)

@@ -2,8 +2,8 @@
 direct logit attribution, logit lens, feature circuits).
 
 Subclasses implement `analyse(batch)` (one batch of prompt pairs) and `finish()`, whose return
-value becomes `self.result` for the run's callback (for `AnalysisExport`: `{"json": ...,
-"pictures": ..., "tables": ...}`).
+value becomes `self.result` for the run's callback (for `AnalysisExport`: an `AnalysisResult`;
+for `FeatureCircuitExport`: a `FeatureCircuitResult`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import lightning as L
 import torch
 from transformer_lens import HookedTransformer
 
+from circuitforge.batches import PairBatch
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
 from lightning_modules.frozen_holder import Unregistered
 
@@ -23,7 +24,7 @@ class FrozenModelAnalysis(L.LightningModule):
         super().__init__()
         self.spec = model
         self._frozen = Unregistered(load_frozen_model(model))
-        self.result: dict | None = None
+        self.result: object | None = None  # what `finish` returned
 
     @property
     def frozen_model(self) -> HookedTransformer:
@@ -50,20 +51,20 @@ class FrozenModelAnalysis(L.LightningModule):
         """All the pairs the run covers (the datamodule's training pairs)."""
         return self.trainer.datamodule.train_pairs
 
-    def test_step(self, batch: dict, batch_idx: int) -> None:
+    def test_step(self, batch: PairBatch, batch_idx: int) -> None:
         # Lightning runs test steps under torch.inference_mode; attribution patching needs
         # gradients, and inference tensors cannot enter autograd: leave it, with copies.
         with torch.inference_mode(False):
-            self.analyse({k: v.clone() for k, v in batch.items()})
+            self.analyse(batch.clone())
 
     def on_test_epoch_end(self) -> None:
         with torch.inference_mode(False):
             self.result = self.finish()
 
-    def analyse(self, batch: dict) -> None:
+    def analyse(self, batch: PairBatch) -> None:
         raise NotImplementedError
 
-    def finish(self) -> dict:
+    def finish(self) -> object:
         raise NotImplementedError
 
     def str_tokens(self, tokens: torch.Tensor, read: torch.Tensor) -> list[list[str]]:

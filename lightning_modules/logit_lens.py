@@ -13,7 +13,9 @@ import torch
 
 from circuitforge.analysis.logit_lens import logit_lens
 from circuitforge.analysis.pictures import lens_figure
+from circuitforge.batches import PairBatch
 from circuitforge.model.spec import FrozenModelSpec
+from circuitforge.results import AnalysisResult
 from lightning_modules.frozen_model_analysis import FrozenModelAnalysis
 
 
@@ -37,9 +39,9 @@ class LogitLensModule(FrozenModelAnalysis):
     def on_test_epoch_start(self) -> None:
         self.ranks, self.probabilities, self.wrong, self.shown = [], [], [], []
 
-    def analyse(self, batch: dict) -> None:
-        lens = logit_lens(self.frozen_model, batch["clean"], batch["read"])
-        answer, wrong = batch["answer"].cpu(), batch["wrong_answer"].cpu()
+    def analyse(self, batch: PairBatch) -> None:
+        lens = logit_lens(self.frozen_model, batch.clean, batch.read)
+        answer, wrong = batch.answer.cpu(), batch.wrong_answer.cpu()
         self.stages = lens.stages
         self.ranks.append(lens.ranks(answer))
         self.probabilities.append(lens.probabilities(answer))
@@ -47,7 +49,7 @@ class LogitLensModule(FrozenModelAnalysis):
         room = self.prompts_shown - len(self.shown)
         if room > 0:
             values, ids = lens.top_k(self.top_k)
-            texts = self.texts(batch["clean"].cpu(), batch["read"].cpu())
+            texts = self.texts(batch.clean.cpu(), batch.read.cpu())
             for i in range(min(room, len(answer))):
                 self.shown.append(self._prompt(i, texts[i], answer, lens, values, ids))
 
@@ -67,7 +69,7 @@ class LogitLensModule(FrozenModelAnalysis):
             ],
         }
 
-    def finish(self) -> dict:
+    def finish(self) -> AnalysisResult:
         ranks = torch.cat(self.ranks, dim=1).float()
         probabilities = torch.cat(self.probabilities, dim=1)
         wrong = torch.cat(self.wrong, dim=1)
@@ -93,7 +95,7 @@ class LogitLensModule(FrozenModelAnalysis):
         picture = lens_figure(
             self.stages, mean_p, median_rank, curves, "logit lens: the answer", wrong_p
         )
-        return {"json": json, "pictures": {"logit_lens": picture}, "tables": self._tables()}
+        return AnalysisResult(json, pictures={"logit_lens": picture}, tables=self._tables())
 
     def _tables(self) -> dict[str, str]:
         tables = {}

@@ -6,6 +6,7 @@ from functools import cache
 
 import torch
 
+from circuitforge.batches import PairBatch
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
 from datamodules.prompt_pairs import PromptPairDataModule
 from tests.conftest import DEMO_MODEL
@@ -47,13 +48,12 @@ def ln_model():
 
 
 @cache
-def pairs(n: int, template: int | None) -> dict:
+def pairs(n: int, template: int | None) -> PairBatch:
     """n demo IOI pairs as one batch, tokenised by the demo model (its tokenizer; the random
     model shares the vocabulary size and reuses these tensors)."""
     dm = PromptPairDataModule(task="demo_ioi", n_train=n, batch_size=n, template=template)
     dm.bind_model(demo())
-    batch = next(iter(dm.test_dataloader()))
-    return {k: v for k, v in batch.items() if k != "index"}
+    return next(iter(dm.test_dataloader()))
 
 
 MODELS = {"demo": demo, "ln": ln_model}

@@ -3,6 +3,7 @@ runs with one hand-written hook each, and autograd on a plain hooked run."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from contextlib import contextmanager
@@ -42,13 +43,13 @@ def ungrouped(model):
 
 
 def plain_metric(logits, batch):
-    return logit_difference(logits, batch["read"], batch["answer"], batch["wrong_answer"])
+    return logit_difference(logits, batch.read, batch.answer, batch.wrong_answer)
 
 
 def target_source(batch, direction):
     if direction == "denoising":
-        return batch["corrupt"], batch["clean"]
-    return batch["clean"], batch["corrupt"]
+        return batch.corrupt, batch.clean
+    return batch.clean, batch.corrupt
 
 
 def reference_hook(cell: Cell) -> str:
@@ -98,7 +99,7 @@ def reference_patches(model, batch, cells, direction) -> torch.Tensor:
 
 def chosen_cells(model_name: str, kind: str) -> list[Cell]:
     model, batch = MODELS[model_name](), BATCHES[model_name]()
-    cells = sweep_cells(model, kind, batch["clean"].shape[1])
+    cells = sweep_cells(model, kind, batch.clean.shape[1])
     if model_name == "demo" and kind in PER_POSITION:
         # the name slots (3, 5, 11), the read position (15), an unchanged early slot (1)
         cells = [c for c in cells if c.position in (1, 3, 5, 11, 15)]
@@ -165,7 +166,7 @@ def test_exact_patching_matches_one_plain_run_per_cell(model_name, kind, directi
     flags = (model.cfg.use_split_qkv_input, model.cfg.ungroup_grouped_query_attention)
     for per_forward in (3, 11) if kind in PER_POSITION else (3, 16):  # uneven chunks
         found = patched_metric(model, batch, cells, direction, cells_per_forward=per_forward)
-        assert found.shape == (len(cells), len(batch["clean"]))
+        assert found.shape == (len(cells), len(batch.clean))
         assert_close(found, expected, atol=1e-4, rtol=1e-4)
     # the hook flags the sweep turned on are restored
     assert (model.cfg.use_split_qkv_input, model.cfg.ungroup_grouped_query_attention) == flags
@@ -189,8 +190,8 @@ def test_exact_patching_of_mixed_cells_in_one_list(direction):
 
 def test_patching_nothing_different_changes_nothing():
     """A batch whose corrupt prompts are its clean prompts: every patch is the clean run."""
-    model, batch = demo(), dict(BATCHES["demo"]())
-    batch["corrupt"] = batch["clean"]
+    model, pairs = demo(), BATCHES["demo"]()
+    batch = dataclasses.replace(pairs, corrupt=pairs.clean)
     cells = [Cell("resid_pre", 2, 5), Cell("z", 1, None, 3), Cell("k", 0, None, 2)]
     found = patched_metric(model, batch, cells, "denoising", cells_per_forward=2)
     assert_close(found, unpatched("demo", "noising").expand(3, -1), atol=1e-4, rtol=1e-4)
@@ -304,7 +305,7 @@ def test_attribution_tracks_exact_patching_on_32_pairs():
     found = {}
     start = time.time()
     for kind in SWEEP_KINDS:
-        cells = sweep_cells(model, kind, batch["clean"].shape[1])
+        cells = sweep_cells(model, kind, batch.clean.shape[1])
         exact = patched_metric(model, batch, cells, "denoising", cells_per_forward=16).mean(1)
         change, base = attribution_estimates(model, batch, cells, "denoising")
         estimate = (change + base).mean(1)

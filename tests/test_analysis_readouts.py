@@ -47,18 +47,18 @@ def independent_share(model, vector, scale, direction):
 def test_direct_logit_attribution(model_name, target):
     model, batch = MODELS[model_name](), BATCHES[model_name]()
     found = direct_logit_attribution(model, batch, target)
-    n, cfg = len(batch["clean"]), model.cfg
+    n, cfg = len(batch.clean), model.cfg
     rows = torch.arange(n)
     sign = [1.0, -1.0] if target == "logit_difference" else [1.0]
-    columns = torch.stack([batch["answer"], batch["wrong_answer"]], 1)[:, : len(sign)]
+    columns = torch.stack([batch.answer, batch.wrong_answer], 1)[:, : len(sign)]
     sign = torch.tensor(sign)
 
     with torch.no_grad():
-        logits, c = model.run_with_cache(batch["clean"])
-    final = read_at(c[hooks.resid_post(cfg.n_layers - 1)], batch["read"])
+        logits, c = model.run_with_cache(batch.clean)
+    final = read_at(c[hooks.resid_post(cfg.n_layers - 1)], batch.read)
     uncapped = model.unembed(model.ln_final(final[:, None]))[:, 0]  # no soft-cap here
     before = (uncapped[rows[:, None], columns] * sign).sum(-1)
-    capped = (read_at(logits, batch["read"])[rows[:, None], columns] * sign).sum(-1)
+    capped = (read_at(logits, batch.read)[rows[:, None], columns] * sign).sum(-1)
 
     assert found.shares.shape == (n, len(found.names))
     assert_close(found.shares.sum(-1) + found.constant, found.before_softcap)
@@ -72,7 +72,7 @@ def test_direct_logit_attribution(model_name, target):
 
     # each piece, read independently through the frozen final norm
     direction = (model.W_U[:, columns] * sign).sum(-1).T  # [batch, d_model]
-    scale = read_at(c["ln_final.hook_scale"], batch["read"])
+    scale = read_at(c["ln_final.hook_scale"], batch.read)
 
     def of(name):
         return found.shares[:, found.names.index(name)]
@@ -80,12 +80,12 @@ def test_direct_logit_attribution(model_name, target):
     def expect(vector):
         return independent_share(model, vector, scale, direction)
 
-    embed = read_at(c[hooks.resid_pre(0)], batch["read"])
+    embed = read_at(c[hooks.resid_pre(0)], batch.read)
     if cfg.positional_embedding_type == "standard":
         assert "pos_embed" in found.names
-        pos = read_at(c["hook_pos_embed"], batch["read"])
+        pos = read_at(c["hook_pos_embed"], batch.read)
         assert_close(of("pos_embed"), expect(pos), atol=1e-4, rtol=1e-4)
-        embed = read_at(c["hook_embed"], batch["read"])
+        embed = read_at(c["hook_embed"], batch.read)
     else:
         assert "pos_embed" not in found.names
     assert_close(of("embed"), expect(embed), atol=1e-4, rtol=1e-4)
@@ -93,14 +93,14 @@ def test_direct_logit_attribution(model_name, target):
         heads = [f"{layer}.{h}" for h in range(cfg.n_heads)]
         parts = heads + ([] if cfg.use_normalization_before_and_after else [f"{layer}.attn_bias"])
         assert all(p in found.names for p in parts)
-        attn_out = read_at(c[hooks.attn_out(layer)], batch["read"])
+        attn_out = read_at(c[hooks.attn_out(layer)], batch.read)
         assert_close(sum(of(p) for p in parts), expect(attn_out), atol=1e-4, rtol=1e-4)
-        mlp_out = read_at(c[hooks.mlp_out(layer)], batch["read"])
+        mlp_out = read_at(c[hooks.mlp_out(layer)], batch.read)
         assert_close(of(f"m{layer}"), expect(mlp_out), atol=1e-4, rtol=1e-4)
         if cfg.use_normalization_before_and_after:
             assert f"{layer}.attn_bias" not in found.names
         else:  # per head: z[:, read, h] @ W_O[h], and the bias alone
-            z = read_at(c[hooks.attn_z(layer)], batch["read"])
+            z = read_at(c[hooks.attn_z(layer)], batch.read)
             for h in range(cfg.n_heads):
                 out = z[:, h] @ model.blocks[layer].attn.W_O[h]
                 assert_close(of(f"{layer}.{h}"), expect(out), atol=1e-4, rtol=1e-4)
@@ -121,16 +121,16 @@ def test_direct_logit_attribution_bad_target():
 @pytest.mark.parametrize("model_name", ["demo", "ln"])
 def test_logit_lens(model_name):
     model, batch = MODELS[model_name](), BATCHES[model_name]()
-    lens = logit_lens(model, batch["clean"], batch["read"])
-    n_layers, n = model.cfg.n_layers, len(batch["clean"])
+    lens = logit_lens(model, batch.clean, batch.read)
+    n_layers, n = model.cfg.n_layers, len(batch.clean)
     assert lens.stages == ["embed"] + [f"after {L}" for L in range(n_layers)]
     assert lens.log_probs.shape == (n_layers + 1, n, model.cfg.d_vocab_out)
     with torch.no_grad():
-        logits, c = model.run_with_cache(batch["clean"])
-    own = read_at(logits, batch["read"]).log_softmax(-1)
+        logits, c = model.run_with_cache(batch.clean)
+    own = read_at(logits, batch.read).log_softmax(-1)
     assert_close(lens.log_probs[-1], own, atol=1e-4, rtol=1e-4)
     # a middle stage: that residual through final norm, unembedding, soft-cap
-    resid = read_at(c[hooks.resid_post(0)], batch["read"])
+    resid = read_at(c[hooks.resid_post(0)], batch.read)
     logits1 = model.unembed(model.ln_final(resid[:, None]))[:, 0]
     if model.cfg.output_logits_soft_cap > 0:
         cap = model.cfg.output_logits_soft_cap
@@ -138,7 +138,7 @@ def test_logit_lens(model_name):
     assert_close(lens.log_probs[1], logits1.log_softmax(-1), atol=1e-4, rtol=1e-4)
     assert_close(lens.log_probs.exp().sum(-1), torch.ones(n_layers + 1, n))
 
-    answer = batch["answer"]
+    answer = batch.answer
     order = lens.log_probs.argsort(-1, descending=True)  # brute force
     ranks = (order == answer[None, :, None]).float().argmax(-1)
     assert torch.equal(lens.ranks(answer), ranks)

@@ -15,6 +15,7 @@ from PIL import Image
 from circuitforge.analysis.cells import SWEEP_KINDS, sweep_cells
 from circuitforge.analysis.compare import head_effects
 from circuitforge.analysis.patching import patched_metric
+from circuitforge.batches import PairBatch, all_pairs
 from circuitforge.edges.objectives import last_read_position, logit_difference
 from circuitforge.model import hooks
 from tests.conftest import ROOT, results_of
@@ -98,10 +99,8 @@ def lens(tmp_path_factory):
     return run(tmp_path_factory, "demo_logit_lens", "logit_lens")
 
 
-def pair_batch(cli) -> dict:
-    pairs = cli.datamodule.train_pairs
-    keys = ("clean", "corrupt", "read", "answer", "wrong_answer")
-    return {k: getattr(pairs, k) for k in keys}
+def pair_batch(cli) -> PairBatch:
+    return all_pairs(cli.datamodule.train_pairs)
 
 
 @torch.no_grad()
@@ -112,7 +111,7 @@ def plain_logits(cli, tokens):
 def plain_difference(cli, which: str) -> torch.Tensor:
     batch = pair_batch(cli)
     logits = plain_logits(cli, batch[which])
-    return logit_difference(logits, batch["read"], batch["answer"], batch["wrong_answer"])
+    return logit_difference(logits, batch.read, batch.answer, batch.wrong_answer)
 
 
 def tensorboard(cli):
@@ -204,7 +203,7 @@ def test_patching_grid_is_the_recomputed_sweep(patching, demo_model, kind):
     batch = pair_batch(cli)
     clean = plain_difference(cli, "clean").mean()
     corrupt = plain_difference(cli, "corrupt").mean()
-    cells = sweep_cells(demo_model, kind, batch["clean"].shape[1])
+    cells = sweep_cells(demo_model, kind, batch.clean.shape[1])
     for direction in ("denoising", "noising"):
         mean = patched_metric(demo_model, batch, cells, direction, cells_per_forward=64).mean(1)
         expected = ((mean - corrupt) / (clean - corrupt)).view(demo_model.cfg.n_layers, -1)
@@ -215,9 +214,9 @@ def test_patching_grid_is_the_recomputed_sweep(patching, demo_model, kind):
 def test_patching_prompts_of_different_lengths(patching_mixed_lengths, demo_model):
     cli, found, _ = patching_mixed_lengths
     batch = pair_batch(cli)
-    n, width = batch["clean"].shape
+    n, width = batch.clean.shape
     assert found["pairs"] == n == 12
-    reads = last_read_position(batch["read"])
+    reads = last_read_position(batch.read)
     assert len(set(reads.tolist())) > 1  # the prompts do differ in length
     assert found["positions_aligned"] is False and len(found["positions"]) == width
     assert (
@@ -233,7 +232,7 @@ def test_patching_prompts_of_different_lengths(patching_mixed_lengths, demo_mode
         torch.testing.assert_close(grid, expected, atol=1e-4, rtol=1e-4)
     # the embedding of a slot where every clean and corrupt prompt has the same token (or
     # padding): patching it does nothing (noising: the clean run, 1)
-    same = (batch["clean"] == batch["corrupt"]).all(0)
+    same = (batch.clean == batch.corrupt).all(0)
     grid = np.array(found["sweeps"]["noising"]["resid_pre"]["exact"])
     np.testing.assert_allclose(grid[0, same.numpy()], 1.0, atol=1e-4)
 
@@ -244,15 +243,15 @@ def test_patching_one_cell_against_a_plain_hooked_run(patching, demo_model):
     batch = pair_batch(cli)
     name = hooks.attn_z(1)
     with torch.no_grad():
-        _, cache = demo_model.run_with_cache(batch["clean"], names_filter=name)
+        _, cache = demo_model.run_with_cache(batch.clean, names_filter=name)
 
         def patch(act, hook):
             act = act.clone()
             act[:, :, 2] = cache[name][:, :, 2]
             return act
 
-        logits = demo_model.run_with_hooks(batch["corrupt"], fwd_hooks=[(name, patch)])
-    patched = logit_difference(logits, batch["read"], batch["answer"], batch["wrong_answer"])
+        logits = demo_model.run_with_hooks(batch.corrupt, fwd_hooks=[(name, patch)])
+    patched = logit_difference(logits, batch.read, batch.answer, batch.wrong_answer)
     clean = plain_difference(cli, "clean").mean()
     corrupt = plain_difference(cli, "corrupt").mean()
     expected = ((patched.mean() - corrupt) / (clean - corrupt)).item()
@@ -328,11 +327,11 @@ def test_dla_result_file(dla, demo_model):
     batch = pair_batch(cli)
     name = hooks.resid_post(cfg.n_layers - 1)
     with torch.no_grad():
-        _, cache = demo_model.run_with_cache(batch["clean"], names_filter=name)
+        _, cache = demo_model.run_with_cache(batch.clean, names_filter=name)
         rows = torch.arange(N_PAIRS)
-        final = cache[name][rows, last_read_position(batch["read"])]
+        final = cache[name][rows, last_read_position(batch.read)]
         uncapped = demo_model.unembed(demo_model.ln_final(final[:, None]))[:, 0]  # no soft-cap
-    before = uncapped[rows, batch["answer"]] - uncapped[rows, batch["wrong_answer"]]
+    before = uncapped[rows, batch.answer] - uncapped[rows, batch.wrong_answer]
     assert found["before_softcap"] == pytest.approx(before.mean().item(), abs=1e-4)
     assert "soft-cap" in found["softcap"]
     tags = check_pictures(cli, found, folder, "direct_logit_attribution")
@@ -358,9 +357,9 @@ def test_logit_lens_result_file(lens, demo_model):
     # the last stage is the model's own prediction
     batch = pair_batch(cli)
     rows = torch.arange(N_PAIRS)
-    logits = plain_logits(cli, batch["clean"])[rows, last_read_position(batch["read"])]
+    logits = plain_logits(cli, batch.clean)[rows, last_read_position(batch.read)]
     probs = logits.softmax(-1)
-    answer, wrong = batch["answer"], batch["wrong_answer"]
+    answer, wrong = batch.answer, batch.wrong_answer
     assert found["answer_mean_probability"][-1] == pytest.approx(
         probs[rows, answer].mean().item(), abs=1e-5
     )
@@ -385,6 +384,6 @@ def test_logit_lens_result_file(lens, demo_model):
         assert prompt["answer_probability"][-1] == pytest.approx(
             probs[i, answer[i]].item(), abs=1e-5
         )
-        assert prompt["prompt"] in demo_model.to_string(batch["clean"][i])
+        assert prompt["prompt"] in demo_model.to_string(batch.clean[i])
     tags = check_pictures(cli, found, folder, "logit_lens")
     assert "logit_lens/logit_lens/prompt_0/text_summary" in tags["tensors"]

@@ -56,21 +56,20 @@ def test_pruning_one_at_a_time_recovers_the_truth_from_scores_that_rank_it_last(
 
     import torch
 
+    from circuitforge.batches import pair_batch
     from circuitforge.edges.graph import EdgeGraph, GraphShape
     from circuitforge.edges.keep_rule import prune_one_at_a_time, smallest_faithful_circuit
     from circuitforge.edges.masked_forward import MaskedForward
     from circuitforge.edges.prepared import PreparedBatch
     from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
     from circuitforge.tasks.tracr_task import length_batches, tracr_pairs
-    from datamodules.prompt_pairs import _Pairs, collate
     from tests.conftest import ROOT
 
     folder = ROOT / "tests/fixtures/tracr/count_less_freq"
     model = load_frozen_model(FrozenModelSpec(path=str(folder)))
     forward = MaskedForward(model, EdgeGraph(GraphShape.of(model)))
     pairs = tracr_pairs(folder, 128, seed=3)
-    rows = _Pairs(pairs)
-    batches = [collate([rows[i] for i in b]) for b in length_batches(pairs.read, 64, None)]
+    batches = [pair_batch(pairs, b) for b in length_batches(pairs.read, 64, None)]
     prepared = [PreparedBatch(forward, b, ablation) for b in batches]
     truth = {
         f"{e['src']}->{e['dest']}" + (f"[{e['channel']}]" if e["channel"] else "")

@@ -159,17 +159,16 @@ def test_single_edge_ablation_truth_matches_the_fixtures_hook_based_lists(progra
     TransformerLens hooks on its stored examples; ours uses the masked forward on fresh pairs."""
     import json
 
+    from circuitforge.batches import pair_batch
     from circuitforge.edges.evaluation import PreparedBatch
     from circuitforge.edges.ground_truth import ablation_truth
     from circuitforge.tasks.tracr_task import length_batches, tracr_pairs
-    from datamodules.prompt_pairs import _Pairs, collate
 
     folder = ROOT / "tests/fixtures/tracr" / program
     model = load_frozen_model(FrozenModelSpec(path=str(folder)))
     forward = MaskedForward(model, EdgeGraph(GraphShape.of(model)))
     pairs = tracr_pairs(folder, 128, seed=7)
-    rows = _Pairs(pairs)
-    batches = [collate([rows[i] for i in b]) for b in length_batches(pairs.read, 64, None)]
+    batches = [pair_batch(pairs, b) for b in length_batches(pairs.read, 64, None)]
     prepared = [PreparedBatch(forward, b, "zero") for b in batches]
     ours = {(e["src"], e["dest"], e["channel"]) for e in ablation_truth(forward, prepared)}
     circuit = json.loads((folder / "circuit.json").read_text())

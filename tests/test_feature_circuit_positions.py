@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+from circuitforge.batches import all_pairs
 from circuitforge.edges.objectives import logit_difference
 from circuitforge.feature_circuits import ablation as ab
 from circuitforge.feature_circuits import attribution as at
@@ -34,24 +35,23 @@ def one_template(demo_model):
         demo_model, [SAEGroup(SAESource(path=str(DEMO_SAES / "layer_{layer}")), [0, 1, 2])]
     )
     pairs = tokenize_pairs(demo_model, demo_ioi_pairs(8, 3, template=0))
-    batch = {"clean": pairs.clean, "corrupt": pairs.corrupt, "read": pairs.read,
-             "answer": pairs.answer, "wrong_answer": pairs.wrong_answer}  # fmt: skip
+    batch = all_pairs(pairs)
     assert pairs.read.sum(1).eq(1).all() and pairs.read.any(0).sum() == 1  # one read position
     return demo_model, pts, batch
 
 
 def test_per_position_edges_sum_to_the_summed_edges(one_template):
     model, pts, batch = one_template
-    clean = at.point_states(model, batch["clean"], pts)
-    abl = at.point_states(model, batch["corrupt"], pts)
-    _, grads = at.point_gradients(model, batch["clean"], pts, fc.pair_metric(batch))
-    width = batch["clean"].shape[1]
+    clean = at.point_states(model, batch.clean, pts)
+    abl = at.point_states(model, batch.corrupt, pts)
+    _, grads = at.point_gradients(model, batch.clean, pts, fc.pair_metric(batch))
+    width = batch.clean.shape[1]
     summed = [KeptNodes([3, 17, 40], True), KeptNodes([5, 9], True), KeptNodes([1, 2, 8], False)]
     per_position = [  # every position of each of those nodes
         ps.PositionNodes([(i, f) for i in range(width) for f in k.indices()]) for k in summed
     ]
-    want = edge_effects(model, batch["clean"], pts, clean, abl, grads, summed)
-    got = ps.position_edges(model, batch["clean"], pts, clean, abl, grads, per_position)
+    want = edge_effects(model, batch.clean, pts, clean, abl, grads, summed)
+    got = ps.position_edges(model, batch.clean, pts, clean, abl, grads, per_position)
     assert sorted(got) == sorted(want)
     for key, table in got.items():
         p, q = key
@@ -62,7 +62,7 @@ def test_per_position_edges_sum_to_the_summed_edges(one_template):
 
 def test_per_position_masks_of_every_position_are_the_summed_circuit(one_template):
     model, pts, batch = one_template
-    width = batch["clean"].shape[1]
+    width = batch.clean.shape[1]
     summed = [KeptNodes([3, 17, 40], True), KeptNodes([5, 9], False), KeptNodes([1, 2], True)]
     per_position = [
         ps.PositionNodes([(i, f) for i in range(width) for f in k.indices()]) for k in summed
@@ -71,7 +71,7 @@ def test_per_position_masks_of_every_position_are_the_summed_circuit(one_templat
     got = fc.masks_quality(model, pts, [batch], ps.position_masks(pts, per_position, width))
     assert got == pytest.approx(want, rel=1e-5)
     # keeping only the read position's nodes is a different (smaller) circuit
-    read = int(batch["read"][0].nonzero())
+    read = int(batch.read[0].nonzero())
     only_read = [ps.PositionNodes([(read, f) for f in k.indices()]) for k in summed]
     smaller = fc.masks_quality(model, pts, [batch], ps.position_masks(pts, only_read, width))
     assert smaller["metric_circuit"] != pytest.approx(want["metric_circuit"], rel=1e-3)
@@ -90,17 +90,15 @@ def test_mean_ablation_is_every_point_at_its_batch_mean(one_template):
     """The empty circuit under mean ablation == a plain forward with each point's activation set
     to its mean over the batch's clean prompts, position by position."""
     model, pts, batch = one_template
-    clean = at.point_states(model, batch["clean"], pts)
+    clean = at.point_states(model, batch.clean, pts)
     mean = fc.ablated_states(model, pts, batch, clean, "mean")
-    got = ab.spliced_metric(
-        model, batch["clean"], pts, fc.pair_metric(batch), mean, ab.nothing(pts)
-    )
+    got = ab.spliced_metric(model, batch.clean, pts, fc.pair_metric(batch), mean, ab.nothing(pts))
     _, cache = model.run_with_cache(
-        batch["clean"], names_filter=lambda n: n in {p.hook_name for p in pts}
+        batch.clean, names_filter=lambda n: n in {p.hook_name for p in pts}
     )
     means = {p.hook_name: cache[p.hook_name].mean(0, keepdim=True) for p in pts}
     hooks = [(p.hook_name, lambda a, hook: means[hook.name].expand_as(a)) for p in pts]
-    want = fc.pair_metric(batch)(model.run_with_hooks(batch["clean"], fwd_hooks=hooks))
+    want = fc.pair_metric(batch)(model.run_with_hooks(batch.clean, fwd_hooks=hooks))
     assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
@@ -227,9 +225,9 @@ def test_the_feature_circuit_page_shows_the_graph_and_a_clicked_nodes_details(pe
 
 def whole_metric(batch):  # the logit difference read from the whole logits
     def metric(logits):  # any multiple k of the batch (IG steps)
-        k = logits.shape[0] // len(batch["answer"])
-        answers = batch["answer"].repeat(k), batch["wrong_answer"].repeat(k)
-        return logit_difference(logits, batch["read"].repeat(k, 1), *answers)
+        k = logits.shape[0] // len(batch.answer)
+        answers = batch.answer.repeat(k), batch.wrong_answer.repeat(k)
+        return logit_difference(logits, batch.read.repeat(k, 1), *answers)
 
     return metric
 
@@ -240,15 +238,15 @@ def test_reading_only_the_read_position_changes_nothing(one_template):
     model, pts, batch = one_template
     read_only, whole = fc.pair_metric(batch), whole_metric(batch)
 
-    value, clean, grads = at.clean_pass(model, batch["clean"], pts, read_only)
-    want_value, want_clean, want_grads = at.clean_pass(model, batch["clean"], pts, whole)
+    value, clean, grads = at.clean_pass(model, batch.clean, pts, read_only)
+    want_value, want_clean, want_grads = at.clean_pass(model, batch.clean, pts, whole)
     assert_close(value, want_value)
-    assert_close(value, whole(model(batch["clean"])))
+    assert_close(value, whole(model(batch.clean)))
     assert_close(grads, want_grads)
     assert all(g.abs().max() > 0 for g in grads)
-    abl = at.point_states(model, batch["corrupt"], pts)
-    ig = at.ig_gradients(model, batch["clean"], pts, read_only, clean, abl, 3)
-    assert_close(ig, at.ig_gradients(model, batch["clean"], pts, whole, want_clean, abl, 3))
+    abl = at.point_states(model, batch.corrupt, pts)
+    ig = at.ig_gradients(model, batch.clean, pts, read_only, clean, abl, 3)
+    assert_close(ig, at.ig_gradients(model, batch.clean, pts, whole, want_clean, abl, 3))
 
 
 def test_edges_reusing_the_attribution_pass_states_equal_recomputed_ones(one_template):
@@ -261,7 +259,7 @@ def test_edges_reusing_the_attribution_pass_states_equal_recomputed_ones(one_tem
         assert_close(reused, fc.summed_edges(model, pts, [batch], kept))
         (filled,) = fc.with_gradients(model, pts, [batch], [found.states])
         assert_close(
-            filled.grads, at.point_gradients(model, batch["clean"], pts, whole_metric(batch))[1]
+            filled.grads, at.point_gradients(model, batch.clean, pts, whole_metric(batch))[1]
         )
     assert fc.with_gradients(model, pts, [batch], [None]) == [None]  # dropped: not refilled
 
@@ -269,7 +267,7 @@ def test_edges_reusing_the_attribution_pass_states_equal_recomputed_ones(one_tem
 def test_edges_refuse_an_encoder_that_is_not_active_times_affine(one_template):
     model, pts, batch = one_template
     point = pts[0]
-    x = at.point_states(model, batch["clean"], pts)[0].x.flatten(0, 1)
+    x = at.point_states(model, batch.clean, pts)[0].x.flatten(0, 1)
     f = point.encode(x).float()
     often = f.count_nonzero(0).topk(2).indices.tolist()  # features active on some rows
     assert ed.feature_directions(point, x, f, often).abs().amax(1).gt(0).all()

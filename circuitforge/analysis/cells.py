@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from transformer_lens import HookedTransformer
 
@@ -29,9 +29,7 @@ from circuitforge.model import hooks
 SweepKind = Literal[
     "resid_pre", "attn_out", "mlp_out", "attn_layer", "mlp_layer", "z", "q", "k", "v"
 ]
-SWEEP_KINDS: tuple[str, ...] = (
-    "resid_pre", "attn_out", "mlp_out", "attn_layer", "mlp_layer", "z", "q", "k", "v"
-)  # fmt: skip
+SWEEP_KINDS: tuple[SweepKind, ...] = get_args(SweepKind)
 PER_POSITION = ("resid_pre", "attn_out", "mlp_out")
 PER_LAYER = ("attn_layer", "mlp_layer")
 PER_HEAD = ("z", "q", "k", "v")

@@ -35,6 +35,7 @@ from circuitforge.analysis.runs import (
     final_residual,
     head_input_hooks,
 )
+from circuitforge.batches import PairBatch
 from circuitforge.model import hooks
 from circuitforge.model.forward import run_blocks
 from circuitforge.model.internals import ungrouped_heads
@@ -43,12 +44,12 @@ Direction = Literal["denoising", "noising"]
 DIRECTIONS = ("denoising", "noising")
 
 
-def target_and_source(batch: dict, direction: str) -> tuple[Tensor, Tensor]:
+def target_and_source(batch: PairBatch, direction: str) -> tuple[Tensor, Tensor]:
     """(the prompts that are run, the prompts whose activations are copied in)."""
     if direction == "denoising":
-        return batch["corrupt"], batch["clean"]
+        return batch.corrupt, batch.clean
     if direction == "noising":
-        return batch["clean"], batch["corrupt"]
+        return batch.clean, batch.corrupt
     raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
 
 
@@ -79,15 +80,10 @@ def _patch_rows(chunk: list[Cell], source: dict[str, Tensor], n_pairs: int):
     return [(name, patch_rows) for name in at_hook]
 
 
-def _repeat(batch: dict, times: int) -> dict:
-    keys = ("read", "answer", "wrong_answer")
-    return {k: batch[k].repeat(times, *([1] * (batch[k].dim() - 1))) for k in keys}
-
-
 @torch.no_grad()
 def patched_metric(
     model: HookedTransformer,
-    batch: dict,
+    batch: PairBatch,
     cells: list[Cell],
     direction: str,
     cells_per_forward: int = 16,
@@ -100,7 +96,14 @@ def patched_metric(
         return _patched_metric(model, batch, cells, direction, cells_per_forward, progress)
 
 
-def _patched_metric(model, batch, cells, direction, cells_per_forward, progress) -> Tensor:
+def _patched_metric(
+    model: HookedTransformer,
+    batch: PairBatch,
+    cells: list[Cell],
+    direction: str,
+    cells_per_forward: int,
+    progress: bool,
+) -> Tensor:
     target, source_tokens = target_and_source(batch, direction)
     source = source_activations(model, source_tokens, {exact_point(c)[0] for c in cells})
     layers = sorted({c.layer for c in cells})
@@ -121,13 +124,13 @@ def _patched_metric(model, batch, cells, direction, cells_per_forward, progress)
         residual = start_of[hooks.resid_pre(layer)].repeat(len(chunk), 1, 1)
         with model.hooks(fwd_hooks=_patch_rows([cells[i] for i in chunk], source, n)):
             residual = run_blocks(model, residual, layer, model.cfg.n_layers)
-        metric = answer_logit_difference(model, residual, _repeat(batch, len(chunk)))
+        metric = answer_logit_difference(model, residual, batch.repeated(len(chunk)))
         out[chunk] = metric.view(len(chunk), n).float().cpu()
     return out
 
 
 def attribution_estimates(
-    model: HookedTransformer, batch: dict, cells: list[Cell], direction: str
+    model: HookedTransformer, batch: PairBatch, cells: list[Cell], direction: str
 ) -> tuple[Float[Tensor, "cells batch"], Float[Tensor, " batch"]]:
     """First-order estimates of the change in logit difference each cell's patch makes, from
     one forward/backward of the target run; and the target run's logit difference."""
@@ -135,7 +138,9 @@ def attribution_estimates(
         return _attribution_estimates(model, batch, cells, direction)
 
 
-def _attribution_estimates(model, batch, cells, direction) -> tuple[Tensor, Tensor]:
+def _attribution_estimates(
+    model: HookedTransformer, batch: PairBatch, cells: list[Cell], direction: str
+) -> tuple[Tensor, Tensor]:
     target, source_tokens = target_and_source(batch, direction)
     source = source_activations(model, source_tokens, {source_hook(c) for c in cells})
     names = sorted({c.hook for c in cells})

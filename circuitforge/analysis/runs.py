@@ -16,6 +16,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 from transformer_lens.utilities.activation_functions import apply_softcap
 
+from circuitforge.batches import PairBatch
 from circuitforge.edges.objectives import last_read_position
 from circuitforge.model.forward import embed, output_device, run_blocks
 from circuitforge.model.internals import edge_hook_points, final_norm
@@ -79,11 +80,11 @@ def token_logits(
 
 
 def answer_logit_difference(
-    model: HookedTransformer, residual: Float[Tensor, "batch pos d_model"], batch: dict
+    model: HookedTransformer, residual: Float[Tensor, "batch pos d_model"], batch: PairBatch
 ) -> Float[Tensor, " batch"]:
     """logit(answer) - logit(wrong answer) at each pair's read position."""
-    if (batch["answer"] < 0).any():
+    if (batch.answer < 0).any():
         raise ValueError("these analyses need answer tokens (a logit difference); tracr has none")
-    pair = torch.stack([batch["answer"], batch["wrong_answer"]], dim=1)
-    logits = token_logits(model, read_rows(residual, batch["read"]), pair)
+    pair = torch.stack([batch.answer, batch.wrong_answer], dim=1)
+    logits = token_logits(model, read_rows(residual, batch.read), pair)
     return logits[:, 0] - logits[:, 1]

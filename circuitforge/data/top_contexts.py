@@ -16,6 +16,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from circuitforge.data.padding import right_padded
+from circuitforge.model.tokenizer import decode, encode, maybe_token_id, token_id, tokenizer_of
 
 UnitReader = Callable[[Float[Tensor, "batch pos d"]], Float[Tensor, "batch pos unit"]]
 
@@ -39,14 +40,15 @@ def top_contexts(
     batch_size: int = 64,
 ) -> list[list[Context]]:
     """For every unit `read` returns, its `k` strongest (document, position) activations."""
-    pad, bos = model.tokenizer.pad_token_id, model.tokenizer.bos_token_id
+    tokenizer = tokenizer_of(model)
+    pad, bos = token_id(tokenizer, "pad"), maybe_token_id(tokenizer, "bos")
     layer = int(hook_name.split(".")[1])
     best_values: Tensor | None = None
-    best_index = None  # flat (document, position) ids
+    best_index: Tensor | None = None  # flat (document, position) ids
     width = 0
     rows_all = []
     for start in range(0, len(documents), batch_size):
-        ids = model.tokenizer(list(documents[start : start + batch_size]))["input_ids"]
+        ids = encode(tokenizer, documents[start : start + batch_size])
         rows_all.extend(ids)
         width = max(width, max(len(r) for r in ids))
     for start in range(0, len(rows_all), batch_size):
@@ -54,13 +56,14 @@ def top_contexts(
         tokens = right_padded(rows, pad)  # this batch's width; ids below use the global one
         _, cache = model.run_with_cache(tokens, names_filter=hook_name, stop_at_layer=layer + 1)
         values = read(cache[hook_name]).float()  # [batch pos unit]
-        values = values.masked_fill(((tokens == pad) | (tokens == bos))[..., None], -torch.inf)
+        ignore = (tokens == pad) | (tokens == bos) if bos is not None else tokens == pad
+        values = values.masked_fill(ignore[..., None], -torch.inf)
         flat = values.flatten(0, 1)  # [(batch pos) unit]
         row, pos = torch.meshgrid(
             torch.arange(start, start + len(rows)), torch.arange(tokens.shape[1]), indexing="ij"
         )
         index = (row * width + pos).flatten()[:, None].expand(-1, flat.shape[1])
-        if best_values is not None:
+        if best_values is not None and best_index is not None:
             flat = torch.cat([best_values, flat])
             index = torch.cat([best_index, index])
         top = flat.topk(min(k, flat.shape[0]), dim=0)
@@ -72,10 +75,10 @@ def top_contexts(
         for value, flat_id in zip(best_values[:, unit].tolist(), best_index[:, unit].tolist()):
             doc, pos = divmod(flat_id, width)
             ids = rows_all[doc]
-            words = [model.tokenizer.decode([t]) for t in ids[1 : pos + 1]]
+            words = [decode(tokenizer, [t]) for t in ids[1 : pos + 1]]
             words[-1] = f"[{words[-1]}]"
             contexts.append(
-                Context(value, doc, pos, model.tokenizer.decode([ids[pos]]), " ".join(words))
+                Context(value, doc, pos, decode(tokenizer, [ids[pos]]), " ".join(words))
             )
         out.append(contexts)
     return out

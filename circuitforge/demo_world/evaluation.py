@@ -20,12 +20,14 @@ from circuitforge.demo_world.corpus import (
     greater_than_prompts,
     ioi_prompts,
 )
+from circuitforge.model import tokenizer as tk
 
 
 def encode(model: HookedTransformer, texts: Sequence[str]) -> list[list[int]]:
     """Token ids of each text, `<bos>` first (the tokenizer's post-processor prepends it)."""
-    ids = model.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
-    bos = model.tokenizer.bos_token_id
+    tokenizer = tk.tokenizer_of(model)
+    ids = tk.encode(tokenizer, texts, add_special_tokens=True)
+    bos = tk.token_id(tokenizer, "bos")
     return [row if row[:1] == [bos] else [bos, *row] for row in ids]
 
 
@@ -45,7 +47,7 @@ def loss_per_topic(
 ) -> dict[str, float]:
     """Mean next-token loss over every token of the documents of each topic (`<bos>` excluded
     as a target, it is never predicted), one document per row, right-padded."""
-    pad = model.tokenizer.pad_token_id
+    pad = tk.token_id(tk.tokenizer_of(model), "pad")
     total: dict[str, float] = defaultdict(float)
     count: dict[str, int] = defaultdict(int)
     for start in range(0, len(documents), batch_size):
@@ -64,7 +66,7 @@ def last_token_logits(
     model: HookedTransformer, prompts: Sequence[str], batch_size: int = 64
 ) -> Float[Tensor, "prompt d_vocab"]:
     """Logits at each prompt's last token (right padding: causal attention never sees it)."""
-    pad = model.tokenizer.pad_token_id
+    pad = tk.token_id(tk.tokenizer_of(model), "pad")
     out = []
     for start in range(0, len(prompts), batch_size):
         rows = encode(model, prompts[start : start + batch_size])
@@ -76,7 +78,7 @@ def last_token_logits(
 
 
 def single_token(model: HookedTransformer, word: str) -> int:
-    ids = model.tokenizer(word, add_special_tokens=False)["input_ids"]
+    (ids,) = tk.encode(tk.tokenizer_of(model), [word], add_special_tokens=False)
     if len(ids) != 1:
         raise ValueError(f"{word!r} is {len(ids)} tokens, not one")
     return ids[0]

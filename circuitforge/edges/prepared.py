@@ -1,7 +1,6 @@
 """Prepared prompt pairs and what a coefficient vector does on them.
 
-A `PreparedBatch` holds a batch (a dict of `clean`, `corrupt`, `read`, `answer`, `wrong_answer`
-tensors; see `circuitforge.tasks.prompt_pairs`) with its ablation run and the full model's
+A `PreparedBatch` holds a batch (a `PairBatch`) with its ablation run and the full model's
 outputs, computed once; `evaluate_coefficients` runs the one-pass masked forward with any
 coefficients on them.
 """
@@ -13,6 +12,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from circuitforge.ablation import ABLATIONS, Ablation
+from circuitforge.batches import PairBatch
 from circuitforge.edges.masked_forward import MaskedForward, dense_coefficients
 from circuitforge.edges.objectives import (
     faithfulness,
@@ -26,22 +26,22 @@ from circuitforge.edges.objectives import (
 class PreparedBatch:
     """A batch with its ablation run and the full model's outputs, computed once."""
 
-    def __init__(self, forward: MaskedForward, batch: dict, ablation: Ablation) -> None:
+    def __init__(self, forward: MaskedForward, batch: PairBatch, ablation: Ablation) -> None:
         if ablation not in ABLATIONS:  # before any forward
             raise ValueError(f"ablation must be one of {ABLATIONS}, got {ablation!r}")
         self.batch = batch
-        clean_run, clean_logits = forward.record(batch["clean"])
+        clean_run, clean_logits = forward.record(batch.clean)
         corrupt_run, _ = (
-            forward.record(batch["corrupt"]) if ablation == "interchange" else (None, None)
+            forward.record(batch.corrupt) if ablation == "interchange" else (None, None)
         )
         self.ablated = forward.ablation(ablation, clean_run, corrupt_run)
-        self.full_log_probs = read_log_probs(clean_logits, batch["read"])
-        self.full_outputs = clean_logits[batch["read"]].float()
-        self.has_answer = bool((batch["answer"] >= 0).all())
+        self.full_log_probs = read_log_probs(clean_logits, batch.read)
+        self.full_outputs = clean_logits[batch.read].float()
+        self.has_answer = bool((batch.answer >= 0).all())
         with torch.no_grad():
-            empty = forward(batch["clean"], self.ablated, self._grid(forward, 0.0))
-        self.empty_kl = kl_to_full(self.full_log_probs, empty, batch["read"])
-        self.empty_mse = squared_error_to_full(self.full_outputs, empty, batch["read"])
+            empty = forward(batch.clean, self.ablated, self._grid(forward, 0.0))
+        self.empty_kl = kl_to_full(self.full_log_probs, empty, batch.read)
+        self.empty_mse = squared_error_to_full(self.full_outputs, empty, batch.read)
         if self.has_answer:
             self.full_ld = self.logit_diff(clean_logits)
             self.empty_ld = self.logit_diff(empty)
@@ -53,7 +53,7 @@ class PreparedBatch:
 
     def logit_diff(self, logits: Tensor) -> Tensor:
         b = self.batch
-        return logit_difference(logits, b["read"], b["answer"], b["wrong_answer"])
+        return logit_difference(logits, b.read, b.answer, b.wrong_answer)
 
 
 @torch.no_grad()
@@ -65,9 +65,9 @@ def evaluate_coefficients(
     grid = dense_coefficients(forward.graph, coefficients.float())
     kl, mse, ld, full, empty = [], [], [], [], []
     for p in prepared:
-        logits = forward(p.batch["clean"], p.ablated, grid)
-        kl.append(kl_to_full(p.full_log_probs, logits, p.batch["read"]))
-        mse.append(squared_error_to_full(p.full_outputs, logits, p.batch["read"]))
+        logits = forward(p.batch.clean, p.ablated, grid)
+        kl.append(kl_to_full(p.full_log_probs, logits, p.batch.read))
+        mse.append(squared_error_to_full(p.full_outputs, logits, p.batch.read))
         if p.has_answer:
             ld.append(p.logit_diff(logits))
             full.append(p.full_ld)

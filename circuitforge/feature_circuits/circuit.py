@@ -12,6 +12,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from circuitforge.ablation import Ablation
+from circuitforge.batches import PairBatch
 from circuitforge.edges.objectives import last_read_position
 from circuitforge.feature_circuits.ablation import (
     complement,
@@ -39,9 +40,9 @@ from circuitforge.model.forward import embed
 Method = Literal["attribution", "ig"]
 
 
-def pair_metric(batch: dict) -> ReadMetric:
+def pair_metric(batch: PairBatch) -> ReadMetric:
     """Logit difference (answer - wrong answer) at each pair's last read position."""
-    answer, wrong = batch["answer"], batch["wrong_answer"]
+    answer, wrong = batch.answer, batch.wrong_answer
     if (answer < 0).any():
         raise ValueError("this task has no answer tokens: feature circuits need them")
 
@@ -50,18 +51,18 @@ def pair_metric(batch: dict) -> ReadMetric:
         read = logits.gather(1, pick)
         return read[:, 0] - read[:, 1]
 
-    return ReadMetric(last_read_position(batch["read"]), difference)
+    return ReadMetric(last_read_position(batch.read), difference)
 
 
 def ablated_states(
     model: HookedTransformer,
     points: list[SAEPoint],
-    batch: dict,
+    batch: PairBatch,
     clean: list[PointState],
     ablation: Ablation,
 ) -> list[PointState]:
     if ablation == "interchange":
-        return point_states(model, batch["corrupt"], points)
+        return point_states(model, batch.corrupt, points)
     if ablation == "mean":
         return mean_states(points, clean)
     return zero_states(points, clean)
@@ -91,16 +92,16 @@ class BatchAttribution:
 def batch_attribution(
     model: HookedTransformer,
     points: list[SAEPoint],
-    batch: dict,
+    batch: PairBatch,
     ablation: Ablation = "interchange",
     method: Method = "attribution",
     steps: int = 10,
 ) -> BatchAttribution:
     metric = pair_metric(batch)
-    value, clean, grads = clean_pass(model, batch["clean"], points, metric, method != "ig")
+    value, clean, grads = clean_pass(model, batch.clean, points, metric, method != "ig")
     ablated = ablated_states(model, points, batch, clean, ablation)
     if method == "ig":  # the clean pass gave the metric's value and states: no backward
-        averaged = ig_gradients(model, batch["clean"], points, metric, clean, ablated, steps)
+        averaged = ig_gradients(model, batch.clean, points, metric, clean, ablated, steps)
         effects = node_effects(points, clean, ablated, averaged)
     else:
         effects = node_effects(points, clean, ablated, grads)
@@ -146,7 +147,7 @@ def select_nodes(
 def summed_edges(
     model: HookedTransformer,
     points: list[SAEPoint],
-    batches: list[dict],
+    batches: list[PairBatch],
     kept: list,
     ablation: Ablation = "interchange",
     edges=edge_effects,
@@ -159,17 +160,17 @@ def summed_edges(
     examples = 0
     for i, batch in enumerate(batches):
         known = complete_states(model, points, batch, states[i] if states else None, ablation)
-        found = edges(model, batch["clean"], points, known.clean, known.ablated, known.grads, kept)
+        found = edges(model, batch.clean, points, known.clean, known.ablated, known.grads, kept)
         for key, table in found.items():
             total[key] = total.get(key, 0) + table
-        examples += batch["clean"].shape[0]
+        examples += batch.clean.shape[0]
     return {k: v / max(examples, 1) for k, v in total.items()}
 
 
 def complete_states(
     model: HookedTransformer,
     points: list[SAEPoint],
-    batch: dict,
+    batch: PairBatch,
     known: BatchStates | None,
     ablation: Ablation = "interchange",
 ) -> BatchStates:
@@ -177,7 +178,7 @@ def complete_states(
     its gradients filled in after IG, or all recomputed when it was dropped (None)."""
     if known is not None and known.grads is not None:
         return known
-    _, clean, grads = clean_pass(model, batch["clean"], points, pair_metric(batch))
+    _, clean, grads = clean_pass(model, batch.clean, points, pair_metric(batch))
     if known is None:
         return BatchStates(clean, ablated_states(model, points, batch, clean, ablation), grads)
     return BatchStates(known.clean, known.ablated, grads)
@@ -186,7 +187,7 @@ def complete_states(
 def with_gradients(
     model: HookedTransformer,
     points: list[SAEPoint],
-    batches: list[dict],
+    batches: list[PairBatch],
     states: list[BatchStates | None],
 ) -> list[BatchStates | None]:
     """`states` with the one-step gradients filled in where an IG pass left them out (so the
@@ -200,7 +201,7 @@ def with_gradients(
 def summed_embedding_edges(
     model: HookedTransformer,
     points: list[SAEPoint],
-    batches: list[dict],
+    batches: list[PairBatch],
     nodes: list,
     ablation: Ablation = "interchange",
     states: list[BatchStates | None] | None = None,
@@ -214,24 +215,22 @@ def summed_embedding_edges(
     for i, batch in enumerate(batches):
         known = complete_states(model, points, batch, states[i] if states else None, ablation)
         state, grad = known.clean[0], known.grads[0]
-        clean_embedding, _ = embed(model, batch["clean"])
+        clean_embedding, _ = embed(model, batch.clean)
         if ablation == "interchange":
-            ablated, _ = embed(model, batch["corrupt"])
+            ablated, _ = embed(model, batch.corrupt)
         elif ablation == "mean":
             ablated = clean_embedding.mean(0, keepdim=True).expand_as(clean_embedding)
         else:
             ablated = torch.zeros_like(clean_embedding)
-        total = total + embedding_edges(
-            model, batch["clean"], points[0], state, grad, nodes, ablated
-        )
-        examples += batch["clean"].shape[0]
+        total = total + embedding_edges(model, batch.clean, points[0], state, grad, nodes, ablated)
+        examples += batch.clean.shape[0]
     return total / max(examples, 1)
 
 
 def circuit_quality(
     model: HookedTransformer,
     points: list[SAEPoint],
-    batches: list[dict],
+    batches: list[PairBatch],
     kept: list[KeptNodes],
     ablation: Ablation = "interchange",
 ) -> dict[str, float]:
@@ -243,7 +242,7 @@ def circuit_quality(
 def masks_quality(
     model: HookedTransformer,
     points: list[SAEPoint],
-    batches: list[dict],
+    batches: list[PairBatch],
     keep: list,
     ablation: Ablation = "interchange",
 ) -> dict[str, float]:
@@ -258,14 +257,12 @@ def masks_quality(
     sums = dict.fromkeys(settings, 0.0)
     examples = 0
     for batch in batches:
-        clean = point_states(model, batch["clean"], points)
+        clean = point_states(model, batch.clean, points)
         ablated = ablated_states(model, points, batch, clean, ablation)
         for name, masks in settings.items():
-            values = spliced_metric(
-                model, batch["clean"], points, pair_metric(batch), ablated, masks
-            )
+            values = spliced_metric(model, batch.clean, points, pair_metric(batch), ablated, masks)
             sums[name] += float(values.sum())
-        examples += batch["clean"].shape[0]
+        examples += batch.clean.shape[0]
     m = {k: v / max(examples, 1) for k, v in sums.items()}
     span = m["full"] - m["empty"]
     return {

@@ -16,7 +16,7 @@ gradient at every upstream leaf.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -151,7 +151,7 @@ def edge_gradients(
     points: list[SAEPoint],
     clean: list[PointState],
     grads: list[Float[Tensor, "batch pos d_in"]],
-    down: list[list[Node]],
+    down: Sequence[Sequence[Node]],
     chunk: int = 32,
 ) -> Iterator[tuple[int, int, Float[Tensor, "n batch pos d_in"]]]:
     """(p, q, G): G[k] is the gradient at point p's leaf of q's node down[q][k] (direct paths),

@@ -19,6 +19,7 @@ from transformer_lens import HookedTransformer
 from circuitforge.data.padding import right_padded
 from circuitforge.feature_circuits.attribution import flat
 from circuitforge.feature_circuits.points import SAEPoint
+from circuitforge.model.tokenizer import decode, encode, maybe_token_id, token_id, tokenizer_of
 
 
 @dataclass(frozen=True)
@@ -76,13 +77,15 @@ def feature_examples(
         return {}
     if model.tokenizer is None:
         raise ValueError("feature examples need a model with a tokenizer")
-    pad, bos = model.tokenizer.pad_token_id, model.tokenizer.bos_token_id
-    rows = [list(r) for r in model.tokenizer(list(documents))["input_ids"]]
+    tokenizer = model.tokenizer
+    pad, bos = token_id(tokenizer, "pad"), maybe_token_id(tokenizer, "bos")
+    rows = encode(tokenizer, documents)
     width = max(len(r) for r in rows)
     best: dict[int, tuple[Tensor, Tensor]] = {}  # point -> (values [k n], flat ids [k n])
     for start in tqdm(range(0, len(rows), batch_size), desc="feature examples", leave=False):
         tokens = right_padded(rows[start : start + batch_size], pad)
-        ignore = ((tokens == pad) | (tokens == bos))[..., None]
+        ignore = tokens == pad if bos is None else (tokens == pad) | (tokens == bos)
+        ignore = ignore[..., None]
         ids = torch.arange(start, start + len(tokens))[:, None] * width + torch.arange(
             tokens.shape[1]
         )
@@ -116,11 +119,11 @@ def _windows(
     """Each chosen (document, position)'s window of tokens and the feature's activations."""
     documents = sorted({d for places in chosen.values() for d, _ in places})
     column = {(i, f): n for i, features in wanted.items() for n, f in enumerate(features)}
-    decode = model.tokenizer.decode
+    tokenizer = tokenizer_of(model)
     acts_of: dict[int, dict[int, Tensor]] = {}
     for start in range(0, len(documents), 16):
         batch = documents[start : start + 16]
-        tokens = right_padded([rows[d] for d in batch], model.tokenizer.pad_token_id)
+        tokens = right_padded([rows[d] for d in batch], token_id(tokenizer, "pad"))
         for i, acts in _activations(model, tokens, points, wanted).items():
             for row, d in enumerate(batch):
                 acts_of.setdefault(d, {})[i] = acts[row]
@@ -128,12 +131,14 @@ def _windows(
     for (i, f), places in chosen.items():
         examples = []
         for d, position in places:
-            first = 1 if rows[d][0] == model.tokenizer.bos_token_id else 0  # <bos> not shown
+            first = 1 if rows[d][0] == maybe_token_id(tokenizer, "bos") else 0  # <bos> not shown
             lo = max(first, position - corpus.before)
             hi = min(len(rows[d]), position + corpus.after + 1)
             values = acts_of[d][i][lo:hi, column[(i, f)]]
             examples.append(
-                FeatureExample([decode([t]) for t in rows[d][lo:hi]], values.tolist(), d, position)
+                FeatureExample(
+                    [decode(tokenizer, [t]) for t in rows[d][lo:hi]], values.tolist(), d, position
+                )
             )
         out[(i, f)] = examples
     return out

@@ -33,7 +33,8 @@ class PositionScores:
     """Node effects per position, averaged over examples (every batch of the same width)."""
 
     def __init__(self, points: list[SAEPoint]) -> None:
-        self.points, self.examples, self.width = points, 0, None
+        self.points, self.examples = points, 0
+        self.width: int | None = None
         self.features: list[Tensor] = []
         self.error: list[Tensor] = []
         self.activation: list[Tensor] = []  # clean feature activations, summed over examples
@@ -55,6 +56,12 @@ class PositionScores:
             self.error[i] += e.error.sum(0).double().cpu()
             self.activation[i] += c.f.sum(0).double().cpu()
         self.examples += effects[0].error.shape[0]
+
+    def scored_width(self) -> int:
+        """The prompts' width (positions), once a batch was added."""
+        if self.width is None:
+            raise ValueError("no prompts were scored")
+        return self.width
 
     def mean(self) -> tuple[list[Tensor], list[Tensor]]:
         n = max(self.examples, 1)
