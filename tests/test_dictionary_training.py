@@ -84,6 +84,7 @@ def test_kill_9_mid_epoch_then_resume_is_bit_identical(tmp_path, one_thread):
     assert (sae.cfg.d_in, sae.cfg.d_sae, sae.cfg.k) == (128, 512, 2)
 
 
+@pytest.mark.slow
 def test_interrupted_run_differs_without_its_stream_position(tmp_path, one_thread):
     """The resume test can fail: a resumed run that restarts the epoch's stream is not the
     uninterrupted run."""
