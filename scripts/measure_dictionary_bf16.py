@@ -23,6 +23,7 @@ import torch  # noqa: E402
 from circuitforge.demo_world.sae_training import pack_documents, tokenize_documents  # noqa: E402
 from circuitforge.dictionaries.activations import hook_activations  # noqa: E402
 from circuitforge.dictionaries.tokens import read_split_documents, trained_positions  # noqa: E402
+from circuitforge.model.hooks import resid_post  # noqa: E402
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model  # noqa: E402
 
 
@@ -41,7 +42,7 @@ def main() -> None:
     rows = pack_documents(
         tokenize_documents(model, train), args.context, model.tokenizer.bos_token_id
     )
-    hooks = [f"blocks.{layer}.hook_resid_post" for layer in args.layers]
+    hooks = [resid_post(layer) for layer in args.layers]
     stop = max(args.layers) + 1
     times = {"fp32": 0.0, "bf16": 0.0}
     sq = {h: [0.0, 0.0, 0.0] for h in hooks}
