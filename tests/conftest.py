@@ -20,6 +20,9 @@ def chosen_threads() -> int:
 
 THREADS = chosen_threads()
 os.environ["OMP_NUM_THREADS"] = str(THREADS)  # every child process inherits the same count
+# OpenMP's spin-wait made 2-thread runs 5-10x slower on 2 shared cores (the Makefile's note);
+# set before torch starts its threads. It changes no number, only how idle threads wait.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
