@@ -7,13 +7,18 @@ against the token the profile recorded there.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import lightning as L
 import torch
 
 from circuitforge.atlas.report import atlas_contexts, atlas_json, write_atlas
+from circuitforge.model.tokenizer import decode, tokenizer_of
 from circuitforge.results import markdown_table
+from datamodules.documents import DocumentDataModule
+from lightning_modules.activation_atlas import ActivationAtlasModule
+from lightning_modules.trainer_access import datamodule_of, module_of
 
 
 class AtlasExport(L.Callback):
@@ -26,24 +31,25 @@ class AtlasExport(L.Callback):
         self.window, self.parquet, self.log_top_units = window, parquet, log_top_units
         self.atlas: dict | None = None
 
-    def on_predict_end(self, trainer: L.Trainer, pl_module) -> None:
+    def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         log_dir = trainer.log_dir  # a collective under ddp: every process asks
         if not trainer.is_global_zero:
             return
-        profile, data = pl_module.profile, trainer.datamodule
-        tokenizer = pl_module.frozen_model.tokenizer
+        module = module_of(pl_module, ActivationAtlasModule, self)
+        data = datamodule_of(trainer, DocumentDataModule, self)
+        profile, tokenizer = module.profile, tokenizer_of(module.frozen_model)
         contexts = atlas_contexts(
-            profile, pl_module.stride, data.document_ids, tokenizer.decode, self.window
+            profile, module.stride, data.document_ids, partial(decode, tokenizer), self.window
         )
         header = {
-            "experiment": pl_module.EXPERIMENT,
-            "model": pl_module.spec.describe(),
-            "model_identity": pl_module.spec.identity(),
-            "layer": pl_module.layer,
-            "hook_name": pl_module.hook_name,
-            "k": pl_module.k,
-            "active_threshold": pl_module.active_threshold,
-            "skip_bos": pl_module.skip_bos,
+            "experiment": module.EXPERIMENT,
+            "model": module.spec.describe(),
+            "model_identity": module.spec.identity(),
+            "layer": module.layer,
+            "hook_name": module.hook_name,
+            "k": module.k,
+            "active_threshold": module.active_threshold,
+            "skip_bos": module.skip_bos,
             "processes": trainer.world_size,
             "data": data.describe(),
         }

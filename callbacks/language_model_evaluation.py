@@ -12,6 +12,9 @@ import lightning as L
 
 from callbacks.result_callback import ResultCallback
 from circuitforge.demo_world.evaluation import evaluate_language_model
+from datamodules.demo_corpus import DemoCorpusDataModule
+from lightning_modules.language_model_pretraining import LanguageModelPretraining
+from lightning_modules.trainer_access import datamodule_of, module_of
 
 
 class LanguageModelEvaluation(ResultCallback):
@@ -28,9 +31,11 @@ class LanguageModelEvaluation(ResultCallback):
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        pl_module.tied_unembedding()
+        module = module_of(pl_module, LanguageModelPretraining, self)
+        data = datamodule_of(trainer, DemoCorpusDataModule, self)
+        module.tied_unembedding()
         result = evaluate_language_model(
-            pl_module.model, trainer.datamodule.heldout_documents, self.n_prompts, self.seed
+            module.language_model, data.heldout_documents, self.n_prompts, self.seed
         )
         self.write(trainer, result)
         for split in ("validation_loss", "heldout_loss"):

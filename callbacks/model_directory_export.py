@@ -11,6 +11,8 @@ from pathlib import Path
 import lightning as L
 
 from circuitforge.model.local_dir import save_model_dir
+from lightning_modules.language_model_pretraining import LanguageModelPretraining
+from lightning_modules.trainer_access import log_dir, module_of
 
 
 class ModelDirectoryExport(L.Callback):
@@ -26,6 +28,7 @@ class ModelDirectoryExport(L.Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        target = Path(self.directory or Path(trainer.log_dir) / "model")
-        save_model_dir(pl_module.export_model(), target, self.reference_texts)
+        module = module_of(pl_module, LanguageModelPretraining, self)
+        target = Path(self.directory or log_dir(trainer) / "model")
+        save_model_dir(module.export_model(), target, self.reference_texts)
         print(f"model directory: {target}")

@@ -18,6 +18,8 @@ from circuitforge.atomic_files import write_bytes_atomically, write_text_atomica
 from circuitforge.explanations.page import explanation_page
 from circuitforge.explanations.summary import summarise, summary_lines
 from circuitforge.results import strict_json
+from lightning_modules.neuron_explanations import NeuronExplanationModule
+from lightning_modules.trainer_access import module_of
 
 SCALARS = [
     "neuron", "layer", "natural_max", "mean_activation", "fraction_active",
@@ -53,24 +55,25 @@ class NeuronExplanationExport(L.Callback):
         self.parquet, self.html = parquet, html
         self.summary: dict | None = None
 
-    def on_predict_end(self, trainer: L.Trainer, pl_module) -> None:
+    def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         log_dir = trainer.log_dir  # a collective under ddp: every process asks
         if not trainer.is_global_zero or log_dir is None:
             return
-        rows = pl_module.merged_rows()
+        module = module_of(pl_module, NeuronExplanationModule, self)
+        rows = module.merged_rows()
         self.summary = summarise(rows)
         folder = Path(log_dir) / "results"
         header = {
-            "experiment": pl_module.EXPERIMENT,
-            "model": pl_module.spec.describe(),
-            "source_layer": pl_module.source_layer,
-            "target_layer": pl_module.target_layer,
-            "sae": pl_module.matched.name,
-            "atlas": str(pl_module.atlas_path),
-            "seeds": pl_module.seeds,
-            "steps": pl_module.steps,
+            "experiment": module.EXPERIMENT,
+            "model": module.spec.describe(),
+            "source_layer": module.source_layer,
+            "target_layer": module.target_layer,
+            "sae": module.matched.name,
+            "atlas": str(module.atlas_path),
+            "seeds": module.seeds,
+            "steps": module.steps,
             "processes": trainer.world_size,
-            "chunk_seconds": pl_module.timings,  # process 0's chunks of this run
+            "chunk_seconds": module.timings,  # process 0's chunks of this run
         }
         path = folder / "neuron_explanations.json"
         document = {**header, "summary": self.summary, "rows": rows}
@@ -79,8 +82,7 @@ class NeuronExplanationExport(L.Callback):
             write_bytes_atomically(folder / "neuron_explanations.parquet", parquet_bytes(rows))
         if self.html:
             title = (
-                f"{pl_module.spec.describe()}: layer {pl_module.target_layer} neurons, "
-                "observed vs caused"
+                f"{module.spec.describe()}: layer {module.target_layer} neurons, observed vs caused"
             )
             page = explanation_page(title, summary_lines(self.summary), rows)
             write_text_atomically(folder / "neuron_explanations.html", page)

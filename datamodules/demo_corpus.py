@@ -16,12 +16,15 @@ import lightning as L
 from jaxtyping import Int
 from torch import Tensor
 from torch.utils.data import DataLoader
+from transformers import PreTrainedTokenizerFast
 
 from circuitforge.data.padding import right_padded
 from circuitforge.demo_world.corpus import PATCHSCOPE_PROMPT, Document, generate_corpus
 from circuitforge.demo_world.tokenizer import BOS, EOS, train_word_tokenizer
 from circuitforge.model.local_dir import load_tokenizer
+from circuitforge.model.tokenizer import encode, token_id
 from circuitforge.numerics import require_at_least_one
+from datamodules.items import Items
 
 
 def document_rows(documents: list[list[int]], bos: int, eos: int, context: int) -> list[list[int]]:
@@ -56,7 +59,7 @@ class DemoCorpusDataModule(L.LightningDataModule):
         self.n_train, self.n_heldout = n_train_documents, n_heldout_per_topic
         self.out_dir = Path(out_dir)
         self.documents: list[Document] = []
-        self.tokenizer = None
+        self.tokenizer: PreTrainedTokenizerFast | None = None
         self.train_rows: list[list[int]] = []
         self.val_rows: list[list[int]] = []
 
@@ -85,22 +88,34 @@ class DemoCorpusDataModule(L.LightningDataModule):
         self.train_rows = self._rows([d.text for d in self.documents if d.split == "train"])
         self.val_rows = self._rows([d.text for d in self.heldout_documents])
 
+    def loaded_tokenizer(self) -> PreTrainedTokenizerFast:
+        """The corpus's word tokenizer (trained in `setup`)."""
+        if self.tokenizer is None:
+            raise RuntimeError("DemoCorpusDataModule: setup() trains the tokenizer first")
+        return self.tokenizer
+
     def _rows(self, texts: list[str]) -> list[list[int]]:
-        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
-        vocab = self.tokenizer.get_vocab()
+        tokenizer = self.loaded_tokenizer()
+        ids = encode(tokenizer, texts, add_special_tokens=False)
+        vocab = tokenizer.get_vocab()
         return document_rows(ids, vocab[BOS], vocab[EOS], self.context)
 
     def _collate(self, rows: list[list[int]]) -> Int[Tensor, "row pos"]:
-        return right_padded(rows, self.tokenizer.pad_token_id)
+        return right_padded(rows, token_id(self.loaded_tokenizer(), "pad"))
 
     @property
     def d_vocab(self) -> int:
-        return len(self.tokenizer)
+        return len(self.loaded_tokenizer())
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(
-            self.train_rows, batch_size=self.batch_size, shuffle=True, collate_fn=self._collate
+            Items(self.train_rows),
+            batch_size=self.batch_size,
+            shuffle=True,
+            collate_fn=self._collate,
         )
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_rows, batch_size=4 * self.batch_size, collate_fn=self._collate)
+        return DataLoader(
+            Items(self.val_rows), batch_size=4 * self.batch_size, collate_fn=self._collate
+        )
