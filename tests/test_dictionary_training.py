@@ -48,16 +48,7 @@ def run_args(tmp_path: Path, *extra: str) -> list[str]:
     ]
 
 
-@pytest.fixture
-def one_thread():
-    """The killed child runs one thread; results are bit-identical only at one thread count."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_kill_9_mid_epoch_then_resume_is_bit_identical(tmp_path, one_thread):
+def test_kill_9_mid_epoch_then_resume_is_bit_identical(tmp_path):
     straight = main(run_args(tmp_path / "a"))
     args = run_args(tmp_path / "b")
     kill_during_write(args, "step=4", tmp_path / "writing")  # epoch 0 has steps 1..6
@@ -85,7 +76,7 @@ def test_kill_9_mid_epoch_then_resume_is_bit_identical(tmp_path, one_thread):
 
 
 @pytest.mark.slow
-def test_interrupted_run_differs_without_its_stream_position(tmp_path, one_thread):
+def test_interrupted_run_differs_without_its_stream_position(tmp_path):
     """The resume test can fail: a resumed run that restarts the epoch's stream is not the
     uninterrupted run."""
     straight = main(run_args(tmp_path / "a", "--trainer.max_epochs=1"))
