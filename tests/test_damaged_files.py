@@ -268,8 +268,9 @@ TORCH_FILE_DAMAGE = {
 @pytest.fixture(scope="module")
 def demo_checkpoint(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("checkpoint")
-    run = main(fit_args(tmp, epochs=1, steps=1))
-    return Path(run.trainer.log_dir) / "checkpoints" / "last.ckpt"
+    log_dir = main(fit_args(tmp, epochs=1, steps=1)).trainer.log_dir
+    assert log_dir is not None
+    return Path(log_dir) / "checkpoints" / "last.ckpt"
 
 
 @pytest.mark.parametrize("damage", TORCH_FILE_DAMAGE)

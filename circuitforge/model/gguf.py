@@ -133,7 +133,7 @@ def load_hf_gguf(path: Path):
     )
     # TransformerLens refuses a model that says it is quantized; these weights are dequantized.
     if hasattr(hf_model.config, "quantization_config"):
-        del hf_model.config.quantization_config
+        delattr(hf_model.config, "quantization_config")
     return hf_model.eval(), tokenizer
 
 

@@ -75,13 +75,12 @@ def tokenize_pairs(model, pairs: list[PromptPair], pad_id: int | None = None) ->
         corrupt.append(x)
         answer.append(single_token(model, pair.answer, f"{where}: answer"))
         wrong.append(single_token(model, pair.wrong_answer, f"{where}: wrong answer"))
-    if pad_id is None:
-        pad_id = getattr(model.tokenizer, "pad_token_id", None) or 0
+    pad: int = pad_id if pad_id is not None else getattr(model.tokenizer, "pad_token_id", None) or 0
     width = max(len(c) for c in clean)
     n = len(pairs)
     out = PairTensors(
-        torch.full((n, width), pad_id),
-        torch.full((n, width), pad_id),
+        torch.full((n, width), pad),
+        torch.full((n, width), pad),
         torch.zeros(n, width, dtype=torch.bool),
         torch.tensor(answer),
         torch.tensor(wrong),
