@@ -48,10 +48,17 @@ def run_args(tmp_path: Path, *extra: str) -> list[str]:
     ]
 
 
-def test_kill_9_mid_epoch_then_resume_is_bit_identical(tmp_path):
+@pytest.mark.parametrize(
+    "kill_at",
+    [
+        "step=4",  # epoch 0 has steps 1..6: resumes from step 2, mid-epoch
+        pytest.param("step=8", marks=pytest.mark.slow),  # resumes from step 6, the epoch's last
+    ],
+)
+def test_kill_9_mid_epoch_then_resume_is_bit_identical(tmp_path, kill_at):
     straight = main(run_args(tmp_path / "a"))
     args = run_args(tmp_path / "b")
-    kill_during_write(args, "step=4", tmp_path / "writing")  # epoch 0 has steps 1..6
+    kill_during_write(args, kill_at, tmp_path / "writing")
     resumed = main(run_args(tmp_path / "b", "--ckpt_path=last"))
     assert resumed.trainer.global_step == straight.trainer.global_step == 2 * STEPS_PER_EPOCH
     a, b = straight.model, resumed.model
