@@ -9,6 +9,8 @@ large the dataset.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import reduce
+from operator import add
 
 import torch
 from jaxtyping import Float, Int
@@ -97,9 +99,9 @@ class NeuronProfile:
         top = merge_all([p.top for p in parts])
         return cls(
             top,
-            sum(p.total for p in parts),
-            sum(p.active for p in parts),
-            sum(p.n_tokens for p in parts),
+            reduce(add, [p.total for p in parts]),  # in process order, as the sums always were
+            reduce(add, [p.active for p in parts]),
+            reduce(add, [p.n_tokens for p in parts]),
         )
 
     def mean(self) -> Float[Tensor, " unit"]:

@@ -20,6 +20,7 @@ from circuitforge.atlas.documents import DocumentFormat
 from circuitforge.data.texts import load_texts
 from circuitforge.file_checks import DamagedFileError, read_json_object
 from circuitforge.model import hooks
+from circuitforge.model.tokenizer import decode, tokenizer_of
 
 ATLAS_FIELDS = ("hook_name", "layer", "neurons", "data")  # what every reader of an atlas uses
 
@@ -93,9 +94,10 @@ def reload_document(model: HookedTransformer, entry: AtlasEntry) -> list[int]:
     """The token ids of the entry's document, as the atlas ran them (trigger token checked)."""
     data = entry.data
     text = load_texts(data["source"], entry.text_index + 1, data["text_field"])[entry.text_index]
-    ids = DocumentFormat(data["max_tokens"], data["prepend_bos"]).token_ids(model.tokenizer, text)
+    tokenizer = tokenizer_of(model)
+    ids = DocumentFormat(data["max_tokens"], data["prepend_bos"]).token_ids(tokenizer, text)
     pos = entry.token_position
-    found = model.tokenizer.decode([ids[pos]]) if pos < len(ids) else None
+    found = decode(tokenizer, [ids[pos]]) if pos < len(ids) else None
     if found != entry.trigger_token:
         raise ValueError(
             f"document {entry.text_index} of {data['source']} holds {found!r} at position {pos}, "

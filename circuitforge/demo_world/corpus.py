@@ -215,7 +215,7 @@ def article(word: str) -> str:
 
 
 def _names(heldout: bool) -> list[str]:
-    return NAMES[-N_HELDOUT_NAMES:] if heldout else NAMES[:-N_HELDOUT_NAMES]
+    return list[str](NAMES[-N_HELDOUT_NAMES:] if heldout else NAMES[:-N_HELDOUT_NAMES])
 
 
 def _ioi_templates(heldout: bool) -> list[int]:

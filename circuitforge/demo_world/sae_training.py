@@ -27,6 +27,7 @@ from transformer_lens import HookedTransformer
 
 from circuitforge.data.padding import right_padded
 from circuitforge.model import hooks
+from circuitforge.model.tokenizer import encode, maybe_token_id, tokenizer_of
 
 EMBEDDING = -1  # "layer -1": the residual stream before block 0, `blocks.0.hook_resid_pre`
 
@@ -46,14 +47,14 @@ def special_token_ids(model: HookedTransformer) -> list[int]:
     tokenizer = model.tokenizer
     if tokenizer is None:
         return []
-    ids = {tokenizer.bos_token_id, tokenizer.pad_token_id}
+    ids = {maybe_token_id(tokenizer, "bos"), maybe_token_id(tokenizer, "pad")}
     return sorted(i for i in ids if i is not None)
 
 
 def tokenize_documents(model: HookedTransformer, documents: list[str]) -> list[list[int]]:
     """Token ids of each document, without special tokens (callers add BOS)."""
-    tokenizer = model.tokenizer
-    return [tokenizer(doc, add_special_tokens=False)["input_ids"] for doc in documents]
+    tokenizer = tokenizer_of(model)
+    return [encode(tokenizer, [doc], add_special_tokens=False)[0] for doc in documents]
 
 
 def pack_documents(docs: list[list[int]], context: int, bos: int) -> Int[Tensor, "row pos"]:

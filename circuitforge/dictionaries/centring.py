@@ -41,4 +41,5 @@ def input_statistics(activations: Float[Tensor, "token d"]) -> InputStatistics:
 @torch.no_grad()
 def centre_decoder_bias(sae: torch.nn.Module, stats: InputStatistics) -> None:
     """`b_dec` <- the data mean in the SAE's (scaled) input space."""
-    sae.b_dec.copy_((stats.mean * stats.scale).to(sae.b_dec.dtype))
+    b_dec = sae.get_parameter("b_dec")
+    b_dec.copy_((stats.mean * stats.scale).to(b_dec.dtype))

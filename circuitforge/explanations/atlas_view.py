@@ -16,6 +16,7 @@ from circuitforge.atlas.vector_x import load_atlas
 from circuitforge.data.padding import right_padded
 from circuitforge.data.texts import load_texts
 from circuitforge.model import hooks
+from circuitforge.model.tokenizer import decode, maybe_token_id, tokenizer_of
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ def context_residuals(
     texts = load_texts(data["source"], max(wanted) + 1, data.get("text_field", "text"))
     fmt = DocumentFormat(data["max_tokens"], data["prepend_bos"])
     order = sorted(wanted)
-    ids = {i: fmt.token_ids(model.tokenizer, texts[i]) for i in order}
+    tokenizer = tokenizer_of(model)
+    ids = {i: fmt.token_ids(tokenizer, texts[i]) for i in order}
     positions: dict[int, set[int]] = {i: set() for i in order}  # the triggers read per document
     for n in neurons:
         for c in view.contexts(n):
@@ -73,7 +75,7 @@ def context_residuals(
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         cut = {i: ids[i][: last[i] + 1] for i in chunk}
-        tokens = right_padded([cut[i] for i in chunk], model.tokenizer.pad_token_id or 0)
+        tokens = right_padded([cut[i] for i in chunk], maybe_token_id(tokenizer, "pad") or 0)
         seen: dict[str, Tensor] = {}
 
         def keep(act: Tensor, hook, seen: dict = seen) -> None:
@@ -93,7 +95,7 @@ def context_residuals(
         rows = []
         for c in view.contexts(n):
             doc, pos = c["text_index"], c["token_position"]
-            found = model.tokenizer.decode([ids[doc][pos]]) if pos < len(ids[doc]) else None
+            found = decode(tokenizer, [ids[doc][pos]]) if pos < len(ids[doc]) else None
             if found != c["trigger_token"]:
                 raise ValueError(
                     f"neuron {n}: document {doc} of {data['source']} holds {found!r} at position "

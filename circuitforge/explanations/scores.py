@@ -22,6 +22,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from circuitforge.model import hooks
+from circuitforge.model.tokenizer import encode, maybe_token_id, tokenizer_of
 
 
 @torch.no_grad()
@@ -30,16 +31,16 @@ def text_maxima(
 ) -> Float[Tensor, "text neuron"]:
     """Max over the tokens of `<bos> text` of every `blocks.{layer}.mlp.hook_post` neuron (BOS
     itself left out; an empty text gives -inf)."""
-    tokenizer = model.tokenizer
+    tokenizer = tokenizer_of(model)
     rows: list[Tensor] = []
     name = hooks.mlp_post(layer)
     for start in range(0, len(texts), batch_size):
         chunk = texts[start : start + batch_size]
-        ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in chunk]
-        bos = tokenizer.bos_token_id
+        ids = encode(tokenizer, chunk, add_special_tokens=False)
+        bos = maybe_token_id(tokenizer, "bos")
         seqs = [([bos] if bos is not None else []) + i for i in ids]
         width = max(1, max(len(s) for s in seqs))
-        pad = tokenizer.pad_token_id or 0
+        pad = maybe_token_id(tokenizer, "pad") or 0
         tokens = torch.tensor([s + [pad] * (width - len(s)) for s in seqs])
         valid = torch.tensor([[j < len(s) for j in range(width)] for s in seqs])
         if bos is not None:

@@ -7,6 +7,7 @@ corrupted prompt starts at YY = 01, so nothing in it says which years are later.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 from circuitforge.tasks.prompt_pairs import PromptPair
 
@@ -15,7 +16,7 @@ TEMPLATE = "The {noun} lasted from the year {century}{start:02d} to the year {ce
 
 
 def greater_than_pairs(
-    n: int, seed: int = 0, nouns: list[str] = NOUNS, centuries: tuple[int, ...] = (16, 17, 18)
+    n: int, seed: int = 0, nouns: Sequence[str] = NOUNS, centuries: tuple[int, ...] = (16, 17, 18)
 ) -> list[PromptPair]:
     rng = random.Random(seed)
     pairs = []

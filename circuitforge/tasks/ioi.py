@@ -9,6 +9,7 @@ indirect object.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 from circuitforge.tasks.prompt_pairs import PromptPair
 
@@ -47,10 +48,10 @@ WANG_THINGS = "ring kiss bone basketball computer necklace drink snack".split()
 def ioi_pairs(
     n: int,
     seed: int = 0,
-    templates: list[str] = WANG_TEMPLATES,
-    names: list[str] = WANG_NAMES,
-    places: list[str] = WANG_PLACES,
-    things: list[str] = WANG_THINGS,
+    templates: Sequence[str] = WANG_TEMPLATES,
+    names: Sequence[str] = WANG_NAMES,
+    places: Sequence[str] = WANG_PLACES,
+    things: Sequence[str] = WANG_THINGS,
 ) -> list[PromptPair]:
     """`n` clean/ABC pairs; the template's final `{A}` is cut off and becomes the answer."""
     if len(names) < 6:
