@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import cache, partial
 from types import SimpleNamespace as NS
+from typing import Any, cast
 
 import pytest
 import torch
@@ -31,6 +32,9 @@ from circuitforge.sae.matching import MatchedSAE, SAESource
 from circuitforge.tasks.demo_tasks import demo_ioi_pairs
 from circuitforge.tasks.prompt_pairs import tokenize_pairs
 from tests.conftest import DEMO_SAES
+
+CLOSE: dict[str, Any] = {"rtol": 1e-4, "atol": 1e-4}  # assert_close's tolerances
+NO_SAE = cast(MatchedSAE, None)  # a point whose SAE no code under test reads
 
 
 def corr(a, b):
@@ -214,8 +218,8 @@ def tiny():
     for sae, x, y in zip(saes, xc, xa):  # the error moves x by what the features do not
         df = (sae.encode(y) - sae.encode(x)).movedim(-1, 0)[..., None] * sae.W_dec[:, None, None]
         t.moves.append(torch.cat([df, (y - x - df.sum(0))[None]]))
-    t.args = (m, tok, pts, at.point_states(m, tok, pts), at.point_states(m, cor, pts))
-    t.args += (at.point_gradients(m, tok, pts, metric)[1],)
+    clean, ablated = at.point_states(m, tok, pts), at.point_states(m, cor, pts)
+    t.args = (m, tok, pts, clean, ablated, at.point_gradients(m, tok, pts, metric)[1])
     t.edges = edge_effects(*t.args, [KeptNodes(list(range(N_SAE)), True)] * 4)
     t.nodes = at.node_effects(*t.args[2:])
     return t
@@ -239,6 +243,7 @@ def split(t, s, dx):
         x = fwad.make_dual(t.xc[s].expand_as(dx).clone(), dx)
         f = sae.encode(x)
         df, derr = fwad.unpack_dual(f).tangent, fwad.unpack_dual(x - sae.decode(f)).tangent
+    assert df is not None and derr is not None
     nodes = torch.cat([df.movedim(-1, 1)[..., None] * sae.W_dec[:, None, None], derr[:, None]], 1)
     return nodes.flatten(0, 1)
 
@@ -299,8 +304,12 @@ def test_direct_edge_plus_paths_through_sublayers_is_the_total_effect(t):
 
 
 def test_upstream_points_are_marks_neighbour_sets():
+    def point(i: int, hook: str) -> SAEPoint:  # only its place is read: no SAE behind it
+        layer, sublayer, _ = pt.hook_place(hook)
+        return SAEPoint(hook, layer, sublayer, i, NO_SAE, torch.empty(0), torch.empty(0))
+
     def ups(*hooks):
-        pts = [SAEPoint(h, *pt.hook_place(h)[:2], i, None, None, None) for i, h in enumerate(hooks)]
+        pts = [point(i, h) for i, h in enumerate(hooks)]
         return [pt.upstream_points(pts, q) for q in range(len(pts))]
 
     later = [attn_out(2), mlp_out(2), resid_post(2)]
@@ -332,13 +341,13 @@ def splice_hooks(d, keep):  # the reference splice, by hand
 
 def test_edge_tables_follow_the_kept_nodes(t):  # rows: kept[p].indices(), columns: kept[q]'s
     kept = [KeptNodes(f, e > 0) for f, e in [([5, 0, 7], 0), ([], 1), ([3, 11], 1), ([2, 9], 0)]]
-    for (s, q), table in edge_effects(*t.args, kept).items():
+    for (s, q), table in edge_effects(*t.args, kept=kept).items():
         rows, cols = ([*k.features] + [N_SAE] * k.error for k in (kept[s], kept[q]))
         assert_close(table, t.edges[(s, q)][rows][:, cols])
 
 
 def test_spliced_metric_bookkeeping(demo):
-    d, close = demo, dict(rtol=1e-4, atol=1e-4)
+    d, close = demo, CLOSE
     spliced = lambda k, s=d.abl: ab.spliced_metric(d.m, d.tok, d.pts, d.metric, s, k)  # noqa: E731
     run = lambda hooks: d.metric(d.m.run_with_hooks(d.tok, fwd_hooks=hooks))  # noqa: E731
     everything, nothing = ab.everything(d.pts), ab.nothing(d.pts)

@@ -20,7 +20,7 @@ first-order Taylor term of the exact patch.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Literal
+from typing import Literal, overload
 
 import torch
 from jaxtyping import Float, Int
@@ -64,7 +64,7 @@ def uses_head_inputs(cells: list[Cell]) -> bool:
     return any(c.kind in ("q", "k", "v") for c in cells)
 
 
-def _patch_rows(chunk: list[Cell], source: dict[str, Tensor], n_pairs: int):
+def _patch_rows(chunk: list[Cell], source: dict[str, Tensor], n_pairs: int) -> hooks.FwdHooks:
     """The forward hooks of one chunk: copy i of the batch gets cell i's source value."""
     at_hook: dict[str, list[tuple[int, tuple]]] = defaultdict(list)
     for i, cell in enumerate(chunk):
@@ -161,6 +161,14 @@ def _attribution_estimates(
         delta = source[source_hook(cell)][source_index(cell)].to(here.device) - here
         rows.append((delta * grads[cell.hook][cell.index]).flatten(1).sum(1).float().cpu())
     return torch.stack(rows), metric.detach().float().cpu()
+
+
+@overload
+def normalised(value: Tensor, clean: Tensor | float, corrupt: Tensor | float) -> Tensor: ...
+
+
+@overload
+def normalised(value: float, clean: float, corrupt: float) -> float: ...
 
 
 def normalised(

@@ -9,6 +9,8 @@ circuit holds everything that matters.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
@@ -17,6 +19,7 @@ from transformer_lens import HookedTransformer
 from circuitforge.feature_circuits.attribution import Metric, PointState, flat, metric_of_residual
 from circuitforge.feature_circuits.edges import KeptNodes
 from circuitforge.feature_circuits.points import SAEPoint
+from circuitforge.model.hooks import FwdHooks
 
 
 def node_masks(points: list[SAEPoint], kept: list[KeptNodes]) -> list[tuple[Tensor, bool]]:
@@ -35,7 +38,7 @@ def spliced_metric(
     points: list[SAEPoint],
     metric: Metric,
     ablated: list[PointState],
-    keep: list[tuple[Bool[Tensor, "*pos d_sae"], bool | Bool[Tensor, " pos"]]],
+    keep: Sequence[tuple[Bool[Tensor, "*pos d_sae"], bool | Bool[Tensor, " pos"]]],
 ) -> Float[Tensor, " batch"]:
     """The metric with every node outside `keep` at its ablated value (masks per feature, or
     per position and feature with an error mask per position)."""
@@ -56,12 +59,14 @@ def spliced_metric(
 
         return hook
 
-    hooks = [(p.hook_name, hook_for(i)) for i, p in enumerate(points)]
+    hooks: FwdHooks = [(p.hook_name, hook_for(i)) for i, p in enumerate(points)]
     final = model.run_with_hooks(tokens, fwd_hooks=hooks, stop_at_layer=model.cfg.n_layers)
     return metric_of_residual(model, metric, final, tokens.shape[0])
 
 
-def complement(keep: list[tuple[Tensor, bool | Tensor]]) -> list[tuple[Tensor, bool | Tensor]]:
+def complement(
+    keep: Sequence[tuple[Tensor, bool | Tensor]],
+) -> list[tuple[Tensor, bool | Tensor]]:
     return [(~mask, ~error if isinstance(error, Tensor) else not error) for mask, error in keep]
 
 

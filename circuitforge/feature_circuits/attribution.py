@@ -128,7 +128,7 @@ def clean_pass(
 
         return hook
 
-    fwd_hooks = [(p.hook_name, hook_for(i)) for i, p in enumerate(points)]
+    fwd_hooks: hooks.FwdHooks = [(p.hook_name, hook_for(i)) for i, p in enumerate(points)]
     with torch.set_grad_enabled(backward):
         residual, mask = embed(model, tokens)
         with model.hooks(fwd_hooks=fwd_hooks):
@@ -137,7 +137,7 @@ def clean_pass(
         if backward:
             value.sum().backward()
     states = [state_of(p, seen[i]) for i, p in enumerate(points)]
-    grads = [flat(seen[i].grad).float() for i in range(len(points))] if backward else None
+    grads = [flat(_grad(seen[i])).float() for i in range(len(points))] if backward else None
     return value.detach(), states, grads
 
 
@@ -149,7 +149,14 @@ def point_gradients(
 ) -> tuple[Float[Tensor, " batch"], list[Float[Tensor, "batch pos d_in"]]]:
     """The metric per example and its gradient at every point (the plain model's gradients)."""
     value, _, grads = clean_pass(model, tokens, points, metric)
+    assert grads is not None  # clean_pass runs the backward by default
     return value, grads
+
+
+def _grad(act: Tensor) -> Tensor:
+    if act.grad is None:
+        raise RuntimeError("no gradient reached a point: the metric does not depend on it")
+    return act.grad
 
 
 def ig_gradients(
@@ -221,7 +228,7 @@ def gradient_from_point(
     with torch.enable_grad():
         if enters_a_block(point):
             residual = x.reshape(*x.shape[:2], -1).to(start.dtype)
-            with_hooks: list = []
+            with_hooks: hooks.FwdHooks = []
         else:
             residual = start.repeat(repeats, 1, 1)
 

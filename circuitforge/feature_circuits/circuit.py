@@ -104,6 +104,7 @@ def batch_attribution(
         averaged = ig_gradients(model, batch.clean, points, metric, clean, ablated, steps)
         effects = node_effects(points, clean, ablated, averaged)
     else:
+        assert grads is not None  # the clean pass ran the backward
         effects = node_effects(points, clean, ablated, grads)
     return BatchAttribution(value, effects, BatchStates(clean, ablated, grads))
 
@@ -211,9 +212,10 @@ def summed_embedding_edges(
     first point is the embedding itself (blocks.0.hook_resid_pre)."""
     if points[0].hook_name == hooks.resid_pre(0) or not nodes:
         return None
-    total, examples = 0, 0
+    total, examples = torch.zeros(()), 0
     for i, batch in enumerate(batches):
         known = complete_states(model, points, batch, states[i] if states else None, ablation)
+        assert known.grads is not None  # complete_states adds the one-step gradients
         state, grad = known.clean[0], known.grads[0]
         clean_embedding, _ = embed(model, batch.clean)
         if ablation == "interchange":

@@ -27,6 +27,7 @@ from transformer_lens import HookedTransformer
 from circuitforge.feature_circuits.attribution import PointState, enters_a_block, flat, start_block
 from circuitforge.feature_circuits.points import SAEPoint, upstream_points
 from circuitforge.model.forward import embed, run_blocks
+from circuitforge.model.hooks import FwdHooks
 
 ERROR = -1  # the node index of a point's error term
 EVERY = None  # the position of a summed node: all of them
@@ -64,7 +65,7 @@ def cut_forward(
 
         return hook
 
-    hooks = [(p.hook_name, hook_for(i)) for i, p in enumerate(points)]
+    hooks: FwdHooks = [(p.hook_name, hook_for(i)) for i, p in enumerate(points)]
     stop = max(p.layer for p in points) + 1
     residual, mask = embed(model, tokens)
     start, dtype = 0, residual.dtype
@@ -122,7 +123,7 @@ def node_directions(
     x: Float[Tensor, "batch pos d_in"],
     f: Float[Tensor, "batch pos d_sae"],
     grad: Float[Tensor, "batch pos d_in"],
-    nodes: list[Node],
+    nodes: Sequence[Node],
 ) -> Float[Tensor, "n batch pos d_in"]:
     """Per downstream node d, the gradient at its point of the node's value (dm/dd) * d: a
     feature's is (dm/dd) [active] e_d, the error's `error_gradient`; a node at one position is
@@ -216,7 +217,7 @@ def embedding_edges(
     point: SAEPoint,
     clean: PointState,
     grad: Float[Tensor, "batch pos d_in"],
-    nodes: list[Node],
+    nodes: Sequence[Node],
     ablated_embedding: Float[Tensor, "batch pos d_model"],
 ) -> Float[Tensor, "pos down"]:
     """Edges from each position's token embedding (`blocks.0.hook_resid_pre`) to the nodes of

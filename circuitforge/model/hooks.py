@@ -26,7 +26,13 @@ path)` is the path of anything else in block L (a parameter of the state dict), 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+# What TransformerLens's `run_with_hooks(fwd_hooks=...)` and `model.hooks(fwd_hooks=...)` take
+# (a list of it: `list[(name, hook)]` would not match their declared element type).
+FwdHooks = list[tuple[str | Callable[..., Any], Callable[..., Any]]]
 
 EMBED = "hook_embed"
 POS_EMBED = "hook_pos_embed"
