@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import lightning as L
 from torch.utils.data import DataLoader
+from transformers import PreTrainedTokenizerBase
 
 from circuitforge.atlas.documents import DocumentBatch, DocumentFormat, collate_documents
 from circuitforge.data.texts import load_texts
+from circuitforge.model.tokenizer import maybe_token_id
 from circuitforge.numerics import require_at_least_one
+from datamodules.items import Items
 
 
 class DocumentDataModule(L.LightningDataModule):
@@ -44,9 +47,9 @@ class DocumentDataModule(L.LightningDataModule):
         self.format = DocumentFormat(max_tokens, prepend_bos)
         self.batch_size, self.num_workers = batch_size, num_workers
         self.texts: list[str] | None = None
-        self.tokenizer = None
+        self.tokenizer: PreTrainedTokenizerBase | None = None
 
-    def bind_tokenizer(self, tokenizer) -> None:
+    def bind_tokenizer(self, tokenizer: PreTrainedTokenizerBase | None) -> None:
         """The frozen model's tokenizer (the module hands it over in its `setup`)."""
         if tokenizer is None:
             raise ValueError("the atlas needs a model with a tokenizer to read text documents")
@@ -71,7 +74,8 @@ class DocumentDataModule(L.LightningDataModule):
         return self.format.token_ids(self.tokenizer, self.texts[index])
 
     def _collate(self, indices: list[int]) -> DocumentBatch:
-        pad = self.tokenizer.pad_token_id
+        assert self.tokenizer is not None  # predict_dataloader checked it
+        pad = maybe_token_id(self.tokenizer, "pad")
         rows = [(i, self.document_ids(i)) for i in indices]
         return collate_documents(rows, 0 if pad is None else pad)
 
@@ -79,7 +83,7 @@ class DocumentDataModule(L.LightningDataModule):
         if self.texts is None or self.tokenizer is None:
             raise RuntimeError("DocumentDataModule: setup() and bind_tokenizer() come first")
         return DataLoader(
-            range(len(self.texts)),
+            Items(range(len(self.texts))),
             batch_size=self.batch_size,
             shuffle=False,
             collate_fn=self._collate,

@@ -123,15 +123,16 @@ class PromptPairDataModule(L.LightningDataModule):
         if self.train_pairs is not None:
             return
         if self.task == "tracr":
-            self.train_pairs = tracr_pairs(self.path, self.n_train, self.seed, self.tracr_length)
+            folder = self._path()
+            self.train_pairs = tracr_pairs(folder, self.n_train, self.seed, self.tracr_length)
             self.validation_pairs = tracr_pairs(
-                self.path, self.n_validation, self.seed + 1, self.tracr_length
+                folder, self.n_validation, self.seed + 1, self.tracr_length
             )
             return
         if model.tokenizer is None:
             raise ValueError(f"task {self.task!r} needs a model with a tokenizer")
         if self.task == "jsonl":
-            pairs = read_jsonl(self.path)
+            pairs = read_jsonl(self._path())
             if len(pairs) <= self.n_validation:
                 raise ValueError(
                     f"{self.path} has {len(pairs)} pairs; n_validation={self.n_validation} "
@@ -144,6 +145,11 @@ class PromptPairDataModule(L.LightningDataModule):
             validation = self._generate(self.n_validation, self.seed + 1)
         self.train_pairs = tokenize_pairs(model, train)
         self.validation_pairs = tokenize_pairs(model, validation)
+
+    def _path(self) -> str:
+        if self.path is None:  # refused in __init__ for the tasks that read one
+            raise ValueError(f"task {self.task!r} needs a path")
+        return self.path
 
     def _generate(self, n: int, seed: int) -> list:
         if self.template is None:

@@ -31,7 +31,7 @@ class DirectLogitAttributionModule(FrozenModelAnalysis):
         self.save_hyperparameters()
         if target not in ("logit_difference", "answer"):
             raise ValueError(f"target must be logit_difference or answer, got {target!r}")
-        self.target = target
+        self.target: Target = target
 
     def on_test_epoch_start(self) -> None:
         self.found: list = []

@@ -14,7 +14,11 @@ from transformer_lens import HookedTransformer
 
 from circuitforge.batches import PairBatch
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
+from circuitforge.model.tokenizer import str_tokens, to_text
+from circuitforge.tasks.prompt_pairs import PairTensors
+from datamodules.prompt_pairs import PromptPairDataModule
 from lightning_modules.frozen_holder import Unregistered
+from lightning_modules.trainer_access import datamodule_of
 
 
 class FrozenModelAnalysis(L.LightningModule):
@@ -47,9 +51,12 @@ class FrozenModelAnalysis(L.LightningModule):
         datamodule.bind_model(self.frozen_model)
 
     @property
-    def pairs(self):
+    def pairs(self) -> PairTensors:
         """All the pairs the run covers (the datamodule's training pairs)."""
-        return self.trainer.datamodule.train_pairs
+        pairs = datamodule_of(self.trainer, PromptPairDataModule, self).train_pairs
+        if pairs is None:
+            raise RuntimeError("the prompt pairs are tokenised in setup (bind_model)")
+        return pairs
 
     def test_step(self, batch: PairBatch, batch_idx: int) -> None:
         # Lightning runs test steps under torch.inference_mode; attribution patching needs
@@ -69,13 +76,13 @@ class FrozenModelAnalysis(L.LightningModule):
 
     def str_tokens(self, tokens: torch.Tensor, read: torch.Tensor) -> list[list[str]]:
         """Each prompt's tokens as text, up to its read position."""
-        return [self.frozen_model.to_str_tokens(row) for row in _prompts(tokens, read)]
+        return [str_tokens(self.frozen_model, row) for row in _prompts(tokens, read)]
 
     def texts(self, tokens: torch.Tensor, read: torch.Tensor) -> list[str]:
         """Each prompt decoded, without its BOS."""
         model = self.frozen_model
         skip = int(model.cfg.default_prepend_bos)
-        return [model.to_string(row[skip:]) for row in _prompts(tokens, read)]
+        return [to_text(model, row[skip:]) for row in _prompts(tokens, read)]
 
 
 def _prompts(tokens: torch.Tensor, read: torch.Tensor) -> list[torch.Tensor]:

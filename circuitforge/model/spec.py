@@ -150,9 +150,7 @@ def _load_pretrained(name: str, dtype: torch.dtype, process_weights: bool) -> Ho
             "or convert it once with `python scripts/save_model_dir.py` and set model.path to "
             "that directory.",
         )
-    loader = (
-        HookedTransformer.from_pretrained
-        if process_weights
-        else HookedTransformer.from_pretrained_no_processing
-    )
-    return loader(name, dtype=dtype, device="cpu")
+    if process_weights:
+        # TransformerLens types dtype by its "float32" default; it takes a torch.dtype too
+        return HookedTransformer.from_pretrained(name, dtype=dtype, device="cpu")  # pyright: ignore[reportArgumentType]
+    return HookedTransformer.from_pretrained_no_processing(name, dtype=dtype, device="cpu")

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+from jaxtyping import Int
+from torch import Tensor
 from transformer_lens import HookedTransformer
 from transformers import PreTrainedTokenizerBase
 
@@ -51,4 +53,20 @@ def decode(tokenizer: PreTrainedTokenizerBase, ids: Sequence[int]) -> str:
     """The text of `ids` (one string: `decode` of a flat id list)."""
     text = tokenizer.decode(list(ids))
     assert isinstance(text, str)
+    return text
+
+
+def str_tokens(model: HookedTransformer, ids: Int[Tensor, " pos"]) -> list[str]:
+    """Each token of one sequence as text (`to_str_tokens` of a 1-D tensor)."""
+    pieces = model.to_str_tokens(ids)
+    if ids.dim() != 1 or not all(isinstance(p, str) for p in pieces):
+        raise ValueError(f"str_tokens reads one sequence of ids, got shape {tuple(ids.shape)}")
+    return [str(p) for p in pieces]
+
+
+def to_text(model: HookedTransformer, ids: Int[Tensor, " pos"]) -> str:
+    """One sequence of ids as text (`to_string` of a 1-D tensor)."""
+    text = model.to_string(ids)
+    if not isinstance(text, str):
+        raise ValueError(f"to_text reads one sequence of ids, got shape {tuple(ids.shape)}")
     return text
