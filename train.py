@@ -121,7 +121,7 @@ def main(args: list[str] | None = None) -> CircuitForgeCLI:
     try:
         return CircuitForgeCLI(
             L.LightningModule,
-            L.LightningDataModule,
+            None,  # any LightningDataModule, and none for runs that read no data
             subclass_mode_model=True,
             subclass_mode_data=True,
             args=args,

@@ -48,10 +48,16 @@ from circuitforge.model.hooks import resid_pre
 from circuitforge.model.placement import DevicePlan, place_model
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
 from circuitforge.numerics import require_at_least_one
+from circuitforge.patchscope.baseline import DEFAULT as DEFAULT_BASELINE
+from circuitforge.patchscope.baseline import (
+    CorpusBaseline,
+    WordsBaseline,
+    checked_baseline,
+    placeholder_baseline,
+)
 from circuitforge.patchscope.objective import NeuronObjective, check_layers_and_neurons
 from circuitforge.patchscope.prompt import locate_placeholder
 from circuitforge.patchscope.recipe import Recipe
-from circuitforge.patchscope.word_residuals import vocabulary_words, word_residuals
 from circuitforge.sae.matching import MatchedSAE, SAESource, load_matching_sae
 from lightning_modules.frozen_holder import Unregistered
 from lightning_modules.frozen_model_strategy import FrozenModelStrategy
@@ -75,13 +81,14 @@ class NeuronExplanationModule(SnapshotRun, L.LightningModule):
         lr: float = Recipe.lr,
         prompt: str = "We say that a x",
         placeholder: str = "x",
-        n_words: int = 4000,
+        baseline: WordsBaseline | CorpusBaseline | str = DEFAULT_BASELINE,
         target_prompt: str = "A detailed description of x is that",
         alpha: float = 1.5,
         new_tokens: int = 20,
         decode_batch_size: int = 64,
         top_k: int = 10,
         snapshot_every_n_steps: int = 1,
+        n_words: int | None = None,
     ) -> None:
         """Args:
         model: the frozen language model.
@@ -98,7 +105,9 @@ class NeuronExplanationModule(SnapshotRun, L.LightningModule):
             `norm_constraint: ball`) of the single-neuron run, with each neuron's hinge at its
             atlas maximum.
         prompt, placeholder: the dummy prompt X is optimised in, and its placeholder token.
-        n_words: words averaged for the baseline (`baseline: words`).
+        baseline: where the vectors start and what they are decoded against, the setting of
+            the single-neuron run (`circuitforge/patchscope/baseline.py`): `{words: N}`, the
+            mean word in the placeholder's slot, or `{corpus: ...}`.
         target_prompt, alpha, new_tokens: the Patchscope decoding (contrastive, against the
             baseline).
         decode_batch_size: vectors decoded at once (3 streams each, full vocabulary logits).
@@ -107,6 +116,7 @@ class NeuronExplanationModule(SnapshotRun, L.LightningModule):
         snapshot_every_n_steps: write progress every n optimisation steps (and after every
             chunk); 0: only after chunks. `--ckpt_path last` continues an interrupted sweep:
             its finished neurons are kept and its chunk under way continues from its last step.
+        n_words: removed; refused, naming `baseline: {words: N}`.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -118,7 +128,8 @@ class NeuronExplanationModule(SnapshotRun, L.LightningModule):
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: at least one, each once; got {self.seeds}")
         self.recipe = Recipe(lr, "typical_norm", "ball")  # refuses a bad lr
-        self.init_noise, self.steps, self.n_words = init_noise, steps, n_words
+        self.baseline_setting = checked_baseline(baseline, n_words)
+        self.init_noise, self.steps = init_noise, steps
         self.top_k, self.snapshot_every = top_k, snapshot_every_n_steps
         frozen = load_frozen_model(model)
         check_layers_and_neurons(frozen, source_layer, target_layer, [0])
@@ -162,10 +173,8 @@ class NeuronExplanationModule(SnapshotRun, L.LightningModule):
         if not isinstance(self.trainer.strategy, FrozenModelStrategy):
             device = self.trainer.strategy.root_device  # ddp: each process holds the model
             place_model(model, DevicePlan.split(model.cfg.n_layers, [device]))
-        words = vocabulary_words(model, self.n_words)
-        table = word_residuals(model, self.prompt, self.source_layer, words)
-        self.baseline = table.mean(0).float()
-        self.typical_norm = float(table.norm(dim=-1).mean())
+        found = placeholder_baseline(model, self.baseline_setting, self.prompt, self.source_layer)
+        self.baseline, self.typical_norm = found.mean.float(), found.typical_norm
         self.context_reference = reference_features(model, self.view, self.matched)
 
     @property

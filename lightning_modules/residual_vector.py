@@ -9,22 +9,40 @@ minus the activation of `blocks.{T}.mlp.hook_post[..., neuron]`.
 from __future__ import annotations
 
 import math
-from typing import Literal, cast
+from typing import cast
 
 import lightning as L
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 from transformer_lens import HookedTransformer
 
 from circuitforge.atlas.vector_x import AtlasSeed, atlas_seeds
 from circuitforge.model.hooks import resid_pre
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
+from circuitforge.numerics import require_at_least_one
+from circuitforge.patchscope.baseline import DEFAULT as DEFAULT_BASELINE
+from circuitforge.patchscope.baseline import (
+    CorpusBaseline,
+    WordsBaseline,
+    checked_baseline,
+    placeholder_baseline,
+)
 from circuitforge.patchscope.constraints import NormConstraint
 from circuitforge.patchscope.objective import NeuronObjective, check_layers_and_neurons
 from circuitforge.patchscope.prompt import locate_placeholder
 from circuitforge.patchscope.recipe import LrScale, Recipe, step
-from circuitforge.patchscope.word_residuals import vocabulary_words, word_residuals
 from lightning_modules.frozen_holder import Unregistered
+
+INITS = ("baseline", "zeros", "random", "atlas")
+
+
+def checked_init(init: str) -> str:
+    if init == "mean":
+        raise ValueError("init: mean is now init: baseline (X starts at the baseline)")
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    return init
 
 
 class ResidualVectorModule(L.LightningModule):
@@ -42,19 +60,21 @@ class ResidualVectorModule(L.LightningModule):
         seeds: list[int] | None = None,
         prompt: str = "<pad> <pad> <pad> x",
         placeholder: str = "x",
-        init: Literal["mean", "zeros", "random", "atlas"] = "mean",
+        init: str = "baseline",
         lr: float = Recipe.lr,
         lr_scale: LrScale = Recipe.lr_scale,
         norm_constraint: NormConstraint = Recipe.norm_constraint,
         target_activation: float | None = None,
-        baseline: Literal["corpus", "words"] = "words",
-        n_words: int = 4000,
+        baseline: WordsBaseline | CorpusBaseline | str = DEFAULT_BASELINE,
         atlas: str | None = None,
+        steps_per_epoch: int = 10,
+        n_words: int | None = None,
     ) -> None:
         """The defaults are the recipe measured to read something on a real model (Gemma-3-270M,
         `scripts/patchscope_recipes.py`, README "Gradient Patchscope on a real model"); the seed
-        study's recipe is `baseline: corpus, lr: 0.05, lr_scale: absolute, norm_constraint: none`
-        (configs/patchscope/gemma2_*.yaml and the toy demo.yaml say so).
+        study's recipe is `baseline: {corpus: ...}, lr: 0.05, lr_scale: absolute,
+        norm_constraint: none` (configs/patchscope/gemma2_*.yaml and the toy demo.yaml say so).
+        The run reads no data: no `data:` block (the module yields its own step schedule).
 
         Args:
         model: the frozen language model.
@@ -64,9 +84,9 @@ class ResidualVectorModule(L.LightningModule):
             With `init: atlas`, null picks the atlas maximum.
         seeds: seeds of the `random` init (default `[0]`).
         prompt: the dummy prompt; its placeholder token is where X goes.
-        init: `mean` (the dataset baseline, as the seed study), `zeros`, `random` (seeded,
-            scaled to the dataset's typical norm), or `atlas`: Vector X, the residual stream at
-            the neuron's strongest context in the atlas (re-run, at `source_layer`).
+        init: `baseline` (X starts at the baseline, as the seed study), `zeros`, `random`
+            (seeded, scaled to the baseline's typical norm), or `atlas`: Vector X, the residual
+            stream at the neuron's strongest context in the atlas (re-run, at `source_layer`).
         lr: Adam learning rate (with `lr_scale: typical_norm`, a fraction of the typical norm).
         lr_scale: `absolute` (the seed study: Adam steps of about `lr` per coordinate) or
             `typical_norm`: Adam's rate is `lr * typical_norm / sqrt(d_model)`, so one step moves
@@ -77,26 +97,27 @@ class ResidualVectorModule(L.LightningModule):
             `relu(target - activation)`), e.g. about the neuron's natural maximum from the atlas.
             None: maximise without bound (the seed study), which on a real model drives the
             neuron to hundreds of times its natural range, off every text the model has seen.
-        baseline: what X starts from (`init: mean`), is decoded against, and whose typical norm
-            scales the steps and the ball: `corpus` (the seed study: the data module's mean
-            residual at the last token of its documents) or `words`: the mean residual at the
-            placeholder with each of `n_words` vocabulary words put there
-            (`circuitforge/patchscope/word_residuals.py`), an "average word" in that slot.
-        n_words: how many words `baseline: words` averages (the vocabulary's first whole words).
+        baseline: what X starts from (`init: baseline`), is decoded against, and whose typical
+            norm scales the steps and the ball (`circuitforge/patchscope/baseline.py`):
+            `{words: N}`, the mean residual at the placeholder with each of N vocabulary words
+            put there (an "average word" in that slot), or `{corpus: <source>, n_documents: N,
+            window: W}` (the seed study: the mean residual at the last token of documents).
         atlas: the `atlas.json` of `init: atlas` (an atlas of `target_layer`'s MLP neurons).
+        steps_per_epoch: optimisation steps per epoch (after each: callbacks, checkpoint).
+        n_words: removed; refused, naming `baseline: {words: N}`.
         """
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False  # each step is the recipe's own `step`
         seeds = [0] if seeds is None else list(seeds)
         self.spec, self.source_layer, self.target_layer = model, source_layer, target_layer
-        self.init, self.target_activation = init, target_activation
+        self.init, self.target_activation = checked_init(init), target_activation
         self.recipe = Recipe(lr, lr_scale, norm_constraint)  # refuses a bad lr
-        self.baseline_source, self.n_words = baseline, n_words
+        self.baseline_setting = checked_baseline(baseline, n_words)
+        require_at_least_one(steps_per_epoch=steps_per_epoch)
+        self.steps_per_epoch = steps_per_epoch
         if target_activation is not None and not math.isfinite(target_activation):
             raise ValueError(f"target_activation must be a finite number, got {target_activation}")
-        if baseline == "words" and n_words < 1:
-            raise ValueError(f"n_words must be at least 1, got {n_words}")
         frozen = load_frozen_model(model)
         self.atlas_seeds: list[AtlasSeed] = []
         if init == "atlas":
@@ -137,22 +158,15 @@ class ResidualVectorModule(L.LightningModule):
 
     # --- set-up ------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is None or not hasattr(datamodule, "residual_baseline"):
+        if getattr(self.trainer, "datamodule", None) is not None:
             raise ValueError(
-                "ResidualVectorModule needs a text datamodule (data: TextDataModule) to compute "
-                "the residual baseline it starts from and decodes against"
+                "ResidualVectorModule reads no data: drop the data: block (the baseline is the "
+                "model's baseline: setting, the steps its steps_per_epoch)"
             )
-        if self.baseline_source == "words":
-            model = self.frozen_model
-            words = vocabulary_words(model, self.n_words)
-            table = word_residuals(model, self.prompt, self.source_layer, words)
-            mean, typical = table.mean(0), float(table.norm(dim=-1).mean())
-        else:
-            found = datamodule.residual_baseline(
-                self.frozen_model, self.spec.identity(), self.source_layer
-            )
-            mean, typical = found.mean, found.typical_norm
+        found = placeholder_baseline(
+            self.frozen_model, self.baseline_setting, self.prompt, self.source_layer
+        )
+        mean, typical = found.mean, found.typical_norm
         self.baseline.copy_(mean)
         self.typical_norm.fill_(typical)
         with torch.no_grad():  # a checkpoint, when resuming, overwrites this afterwards
@@ -160,7 +174,7 @@ class ResidualVectorModule(L.LightningModule):
 
     def initial_vectors(self) -> torch.Tensor:
         n, d = self.X.shape
-        if self.init == "mean":
+        if self.init == "baseline":
             return self.baseline.expand(n, d).clone()
         if self.init == "zeros":
             return torch.zeros(n, d)
@@ -209,6 +223,14 @@ class ResidualVectorModule(L.LightningModule):
         if self.target_activation is None:
             return None
         return torch.full((len(self.vector_neurons),), self.target_activation)
+
+    def train_dataloader(self) -> DataLoader:
+        """The step schedule: an epoch is `steps_per_epoch` steps on the same dummy prompt."""
+        return DataLoader(TensorDataset(torch.arange(self.steps_per_epoch)), batch_size=1)
+
+    def val_dataloader(self) -> DataLoader:
+        """One evaluation of the vectors as they are (`validate`, and after each epoch)."""
+        return DataLoader(TensorDataset(torch.arange(1)), batch_size=1)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         """`validate` evaluates X as it is (from its init, or from --ckpt_path)."""

@@ -12,7 +12,7 @@ SMALL = [  # 6 neurons in chunks of 4 (the last chunk holds 2), 2 seeds, short d
     "--data.init_args.batch_size=4",
     "--model.init_args.steps=6",
     "--model.init_args.new_tokens=4",
-    "--model.init_args.n_words=100",
+    '--model.init_args.baseline={"words": 100}',
     "--trainer.enable_progress_bar=false",
 ]
 

@@ -82,16 +82,15 @@ def test_the_sweep_and_the_single_run_give_the_same_vector(demo_atlas_path, tmp_
             "--config",
             str(DEMO_CONFIG),
             f"--trainer.logger.init_args.save_dir={tmp_path / 'single'}",
-            f"--data.init_args.cache_dir={tmp_path / 'cache'}",
             "--model.init_args.neurons=[2]",
-            "--model.init_args.baseline=words",
-            "--model.init_args.n_words=100",  # tests/explanation_runs.py's
+            "--model.init_args.baseline=null",  # demo.yaml's corpus baseline replaced by
+            '--model.init_args.baseline={"words": 100}',  # tests/explanation_runs.py's
             "--model.init_args.lr=0.003",
             "--model.init_args.lr_scale=typical_norm",
             "--model.init_args.norm_constraint=ball",
             f"--model.init_args.target_activation={target}",
             "--trainer.max_epochs=1",
-            "--data.init_args.steps_per_epoch=6",  # the sweep's steps
+            "--model.init_args.steps_per_epoch=6",  # the sweep's steps
             "--trainer.callbacks=[]",
             "--trainer.enable_progress_bar=false",
         ]

@@ -157,8 +157,8 @@ def test_the_module_takes_the_recipe_steps_from_the_word_baseline(tmp_path):
     target = 60.0
     args = fit_args(
         tmp_path,
-        "--model.init_args.baseline=words",
-        "--model.init_args.n_words=50",
+        "--model.init_args.baseline=null",  # demo.yaml's corpus baseline replaced by
+        '--model.init_args.baseline={"words": 50}',
         "--model.init_args.lr=0.01",
         "--model.init_args.lr_scale=typical_norm",
         "--model.init_args.norm_constraint=ball",

@@ -21,7 +21,6 @@ def reactivation_args(tmp_path, atlas, *extra, command="validate"):
         str(CONFIG),
         f"--model.init_args.atlas={atlas}",
         f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
-        f"--data.init_args.cache_dir={tmp_path / 'cache'}",
         "--trainer.enable_progress_bar=false",
         *extra,
     ]
@@ -89,7 +88,7 @@ def test_no_neuron_takes_the_atlas_maximum(atlas, demo_atlas_path, tmp_path):
 
 def test_vector_x_seeds_the_optimisation(demo_atlas_path, tmp_path, demo_model, atlas):
     args = reactivation_args(
-        tmp_path, demo_atlas_path, "--trainer.max_epochs=1", "--data.init_args.steps_per_epoch=4",
+        tmp_path, demo_atlas_path, "--trainer.max_epochs=1", "--model.init_args.steps_per_epoch=4",
         "--trainer.callbacks=[]", "--trainer.limit_val_batches=0", command="fit",
     )  # fmt: skip
     model = main(args).model

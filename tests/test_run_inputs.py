@@ -15,8 +15,9 @@ import torch
 from callbacks import PatchscopeGeneration
 from circuitforge.data.baseline import compute_baseline
 from circuitforge.data.texts import load_texts
+from circuitforge.patchscope.baseline import CorpusBaseline, WordsBaseline
 from circuitforge.results import NonFiniteResult, write_result
-from datamodules import DocumentDataModule, PromptPairDataModule, TextDataModule
+from datamodules import DocumentDataModule, PromptPairDataModule
 from tests.conftest import DEMO_CORPUS, ROOT, edited_config, fit_args
 from train import main
 
@@ -48,9 +49,10 @@ def test_null_on_the_command_line_is_none_not_the_string_none(tmp_path):
 @pytest.mark.parametrize(
     "make, name",
     [
-        (lambda: TextDataModule(source=str(DEMO_CORPUS), batch_size=0), "batch_size"),
-        (lambda: TextDataModule(source=str(DEMO_CORPUS), steps_per_epoch=0), "steps_per_epoch"),
-        (lambda: TextDataModule(source=str(DEMO_CORPUS), window=0), "window"),
+        (lambda: CorpusBaseline(str(DEMO_CORPUS), batch_size=0), "baseline.batch_size"),
+        (lambda: CorpusBaseline(str(DEMO_CORPUS), n_documents=0), "baseline.n_documents"),
+        (lambda: CorpusBaseline(str(DEMO_CORPUS), window=0), "baseline.window"),
+        (lambda: WordsBaseline(0), "baseline.words"),
         (lambda: DocumentDataModule(source=str(DEMO_CORPUS), batch_size=0), "batch_size"),
         (lambda: DocumentDataModule(source=str(DEMO_CORPUS), max_tokens=0), "max_tokens"),
         (lambda: PromptPairDataModule(batch_size=0), "batch_size"),
@@ -103,15 +105,11 @@ def test_results_are_strict_json(tmp_path):
     assert not (tmp_path / "results" / "r.json").exists()
 
 
-def test_the_baseline_cache_is_keyed_by_the_corpus_content(tmp_path, demo_model):
+def test_an_edited_corpus_gives_its_own_baseline(tmp_path, demo_model):
     corpus = tmp_path / "corpus.jsonl"
     lines = DEMO_CORPUS.read_text().splitlines()
     corpus.write_text("\n".join(lines[:100]) + "\n")
-    args = [
-        f"--data.init_args.source={corpus}",
-        "--data.init_args.n_documents=20",
-        f"--data.init_args.cache_dir={tmp_path / 'cache'}",  # one cache, warm for the 2nd run
-    ]
+    args = [f'--model.init_args.baseline={{"corpus": "{corpus}", "n_documents": 20}}']
     first = main(fit_args(tmp_path / "a", *args, epochs=1, steps=1)).model.baseline.clone()
     edited = [json.dumps({"text": json.loads(line)["text"] + " radius"}) for line in lines[:100]]
     corpus.write_text("\n".join(edited) + "\n")  # same path, other last tokens

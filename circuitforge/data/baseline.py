@@ -1,16 +1,13 @@
 """The residual baseline: mean (and typical norm) of `blocks.{S}.hook_resid_pre` at the last
 token of the first N documents, each cut to its last `window` tokens and left-padded.
 
-It initialises X and is the contrast of the Patchscope decoding. It is cached on disk per
-(model, layer, corpus and its content hash, window), so a resumed run does not recompute it.
+The seed study's baseline of the gradient Patchscope (`baseline: {corpus: ...}`,
+`circuitforge/patchscope/baseline.py`): it initialises X and is the contrast of the decoding.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 from jaxtyping import Float, Int
@@ -18,7 +15,6 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from circuitforge.atomic_files import torch_save_atomically
 from circuitforge.model import hooks
 from circuitforge.model.forward import embed, run_blocks
 
@@ -78,27 +74,3 @@ def compute_baseline(
         n_documents=len(texts),
         hook_name=hooks.resid_pre(layer),
     )
-
-
-class BaselineCache:
-    """Baselines on disk, one file per (model identity, layer, corpus, window, bos)."""
-
-    def __init__(self, directory: str | Path) -> None:
-        self.directory = Path(directory).expanduser()
-
-    def path(self, key: dict) -> Path:
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-        return self.directory / f"baseline-{digest}.pt"
-
-    def load(self, key: dict) -> ResidualBaseline | None:
-        path = self.path(key)
-        if not path.is_file():
-            return None
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        if saved.get("key") != key:
-            return None
-        return ResidualBaseline(**saved["baseline"])
-
-    def save(self, key: dict, baseline: ResidualBaseline) -> Path:
-        saved = {"key": key, "baseline": asdict(baseline)}
-        return torch_save_atomically(self.path(key), saved)
