@@ -38,6 +38,8 @@ class AtlasExport(L.Callback):
         module = module_of(pl_module, ActivationAtlasModule, self)
         data = datamodule_of(trainer, DocumentDataModule, self)
         profile, tokenizer = module.profile, tokenizer_of(module.frozen_model)
+        if profile is None:
+            raise RuntimeError("the atlas profiled nothing (no predict batches?)")
         contexts = atlas_contexts(
             profile, module.stride, data.document_ids, partial(decode, tokenizer), self.window
         )

@@ -39,7 +39,7 @@ def browser_page(width: int = 1400, height: int = 900) -> Iterator:
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.errors = errors
+            page.errors = errors  # pyright: ignore[reportAttributeAccessIssue]  # read by the tests
             page.route("**/*", _file_urls_only)
             yield page
         finally:

@@ -49,9 +49,9 @@ def test_bad_module_arguments_directly(demo_spec):
     from lightning_modules.direct_logit_attribution import DirectLogitAttributionModule
 
     with pytest.raises(ValueError, match="sweep kind must be one of"):
-        ActivationPatchingModule(demo_spec, sweeps=["resid_post"])
+        ActivationPatchingModule(demo_spec, sweeps=["resid_post"])  # pyright: ignore[reportArgumentType]  # the bad value under test
     with pytest.raises(ValueError, match="direction must be one of"):
-        ActivationPatchingModule(demo_spec, directions=["sideways"])
+        ActivationPatchingModule(demo_spec, directions=["sideways"])  # pyright: ignore[reportArgumentType]  # the bad value under test
     with pytest.raises(ValueError, match="cells_per_forward must be at least 1"):
         ActivationPatchingModule(demo_spec, cells_per_forward=0)
     with pytest.raises(ValueError, match="need at least one sweep"):
@@ -59,7 +59,7 @@ def test_bad_module_arguments_directly(demo_spec):
     with pytest.raises(ValueError, match="add z"):
         ActivationPatchingModule(demo_spec, sweeps=["resid_pre"], circuit="circuit.json")
     with pytest.raises(ValueError, match="target must be"):
-        DirectLogitAttributionModule(demo_spec, target="foo")
+        DirectLogitAttributionModule(demo_spec, target="foo")  # pyright: ignore[reportArgumentType]  # the bad value under test
 
 
 def test_missing_circuit_file_names_the_path(tmp_path):

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -19,6 +18,7 @@ import torch
 from circuitforge.atlas.profile import NeuronProfile
 from circuitforge.data.texts import load_texts
 from circuitforge.model import hooks
+from lightning_modules.trainer_access import log_dir
 from tests.conftest import (
     BATCH,
     DEMO_CORPUS,
@@ -181,7 +181,7 @@ def test_ckpt_path_last_resumes_an_interrupted_atlas_bit_identically(
     profiled = profiled_batches(monkeypatch)
     resumed = main(atlas_args(tmp_path, "--ckpt_path=last"))  # without the crash
     assert f"resuming {interrupted / 'atlas_snapshot'}" in capsys.readouterr().err
-    assert Path(resumed.trainer.log_dir) == interrupted  # the same version folder
+    assert log_dir(resumed.trainer) == interrupted  # the same version folder
     assert resumed.model.batches_done == 5 and len(profiled) == 3  # 2 were in the snapshot
     assert json.loads(results_of(tmp_path).read_text())["neurons"] == atlas["neurons"]
 

@@ -5,6 +5,7 @@ import math
 
 import jsonschema
 import pytest
+from jsonschema.validators import validator_for
 
 from circuitforge.feature_circuits.attribution_graph import (
     FEATURE_SCHEMA,
@@ -24,7 +25,7 @@ GENERATOR = {"name": "circuitforge", "version": "0.1.0", "url": "https://example
 
 def validator(path):
     schema = json.loads(path.read_text())
-    cls = jsonschema.validators.validator_for(schema)
+    cls = validator_for(schema)
     cls.check_schema(schema)
     return cls(schema)
 

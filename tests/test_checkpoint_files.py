@@ -15,6 +15,7 @@ import torch
 
 from circuitforge.atomic_files import write_text_atomically
 from circuitforge.checkpoints import read_checkpoint
+from lightning_modules.trainer_access import log_dir
 from tests.conftest import atlas_args, fit_args, results_of
 from tests.killing import kill_during_write
 from train import main
@@ -40,7 +41,7 @@ def test_kill_9_during_a_checkpoint_write_loses_nothing(tmp_path):
     resumed = main(fit_args(tmp_path / "b", "--ckpt_path=last", epochs=3, steps=2))
     assert torch.equal(resumed.model.X, straight.X)
     assert resumed.model.activation_history == straight.activation_history
-    run = Path(resumed.trainer.log_dir)
+    run = log_dir(resumed.trainer)
     assert only_whole_files(run / "checkpoints") == ["epoch=2-step=6.ckpt", "last.ckpt"]
     assert not [p for p in run.rglob("*") if "tmp" in p.name]  # no half-written file stays
 
@@ -121,7 +122,7 @@ def test_a_full_filesystem_leaves_the_last_checkpoint_whole(tmp_path, small_disk
 
 def test_a_write_that_finds_the_disk_full(tmp_path, monkeypatch):
     first = main(fit_args(tmp_path, epochs=1, steps=2))
-    folder = Path(first.trainer.log_dir) / "checkpoints"
+    folder = log_dir(first.trainer) / "checkpoints"
     real_write_bytes = Path.write_bytes
 
     def full_disk(self, data):

@@ -5,7 +5,6 @@ auto-circuit's PruneScores (each edge at the index auto-circuit's own rules give
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +15,7 @@ from circuitforge.edges.circuit_formats import (
     read_mib_circuit,
 )
 from circuitforge.edges.graph import EdgeGraph, GraphShape
+from lightning_modules.trainer_access import log_dir
 from tests.test_edge_runs import ablation_args, fit, result
 
 
@@ -55,7 +55,7 @@ def test_a_per_position_graph_is_refused():
 
 def test_a_run_writes_its_circuit_in_the_mib_format(tmp_path):
     cli = fit(tmp_path, "configs/edges/tracr_hist.yaml", *ablation_args("zero"))
-    folder = Path(cli.trainer.log_dir) / "results"
+    folder = log_dir(cli.trainer) / "results"
     ours = result(cli)
     read = read_mib_circuit(folder / "circuit_mib.json")
     expected = {

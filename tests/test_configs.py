@@ -17,7 +17,9 @@ def test_config_parses(config, capsys):
         main(["fit", "--config", str(config), "--print_config"])
     assert exit.value.code in (0, None)
     printed = capsys.readouterr().out
-    module = re.search(r"class_path: (lightning_modules\.\w+)", config.read_text()).group(1)
+    found = re.search(r"class_path: (lightning_modules\.\w+)", config.read_text())
+    assert found is not None, f"{config} names no lightning_modules class"
+    module = found.group(1)
     assert f"class_path: {module}" in printed
 
 

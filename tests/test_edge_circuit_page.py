@@ -4,15 +4,15 @@ a node shows its links."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
+from lightning_modules.trainer_access import log_dir
 from tests.browser import browser_page
 from tests.test_edge_runs import ablation_args, fit
 
 
 def test_the_edge_circuit_page_draws_the_kept_edges(tmp_path):
     cli = fit(tmp_path, "configs/edges/tracr_hist.yaml", *ablation_args("zero"))
-    results = Path(cli.trainer.log_dir) / "results"
+    results = log_dir(cli.trainer) / "results"
     circuit = json.loads((results / "circuit.json").read_text())
     kept = [e for e in circuit["edges"] if e["kept"]]
     nodes = {e["src"] for e in kept} | {e["dest"] for e in kept}

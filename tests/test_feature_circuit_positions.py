@@ -24,6 +24,7 @@ from circuitforge.feature_circuits.points import SAEGroup, load_points
 from circuitforge.sae.matching import SAESource
 from circuitforge.tasks.demo_tasks import demo_ioi_pairs
 from circuitforge.tasks.prompt_pairs import tokenize_pairs
+from lightning_modules.trainer_access import log_dir
 from tests.conftest import DEMO_SAES, ROOT
 from train import main
 
@@ -120,7 +121,7 @@ def per_position_run(tmp_path_factory) -> Path:
             "--trainer.enable_progress_bar=false",
         ]
     )
-    return Path(cli.trainer.log_dir) / "results"
+    return log_dir(cli.trainer) / "results"
 
 
 def test_the_run_writes_an_attribution_graph_neuronpedia_reads(per_position_run):
@@ -242,6 +243,7 @@ def test_reading_only_the_read_position_changes_nothing(one_template):
     want_value, want_clean, want_grads = at.clean_pass(model, batch.clean, pts, whole)
     assert_close(value, want_value)
     assert_close(value, whole(model(batch.clean)))
+    assert grads is not None and want_grads is not None
     assert_close(grads, want_grads)
     assert all(g.abs().max() > 0 for g in grads)
     abl = at.point_states(model, batch.corrupt, pts)
@@ -258,6 +260,7 @@ def test_edges_reusing_the_attribution_pass_states_equal_recomputed_ones(one_tem
         reused = fc.summed_edges(model, pts, [batch], kept, states=[found.states])
         assert_close(reused, fc.summed_edges(model, pts, [batch], kept))
         (filled,) = fc.with_gradients(model, pts, [batch], [found.states])
+        assert filled is not None
         assert_close(
             filled.grads, at.point_gradients(model, batch.clean, pts, whole_metric(batch))[1]
         )

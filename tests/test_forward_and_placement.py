@@ -5,6 +5,7 @@ from circuitforge.model import hooks
 from circuitforge.model.forward import embed, forward_logits, new_kv_cache, run_blocks
 from circuitforge.model.placement import DevicePlan, place_model, plan_of
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
+from lightning_modules.frozen_model_strategy import FrozenModelStrategy
 from tests.conftest import fit_args
 from train import main
 
@@ -78,7 +79,9 @@ def test_split_over_gpu_and_cpu_gives_the_same_logits():
 
 def test_strategy_places_the_model_on_its_plan_and_x_beside_the_injection_layer(tmp_path):
     cli = main(fit_args(tmp_path, "--trainer.strategy.init_args.devices=[cpu,cpu]", steps=2))
-    plan = cli.trainer.strategy.plan
+    strategy = cli.trainer.strategy
+    assert isinstance(strategy, FrozenModelStrategy)
+    plan = strategy.plan
     assert plan is not None and len(plan.blocks) == 4
     assert plan_of(cli.model.frozen_model) == plan
     assert cli.model.X.device == plan.device_of_layer(cli.model.injection_layer)

@@ -10,6 +10,7 @@ from transformer_lens import HookedTransformer
 
 from circuitforge.demo_world.architecture import DemoArchitecture
 from circuitforge.model.local_dir import load_model_dir, load_tokenizer
+from lightning_modules.trainer_access import log_dir
 from tests.conftest import ROOT
 from train import main
 
@@ -39,7 +40,7 @@ def test_pretraining_learns_and_exports_the_model_it_trained(tmp_path):
     records = [json.loads(line) for line in (world / "corpus.jsonl").read_text().splitlines()]
     assert {r["split"] for r in records} == {"train", "validation", "heldout"}
 
-    result = json.loads((Path(cli.trainer.log_dir) / "results" / "language_model.json").read_text())
+    result = json.loads((log_dir(cli.trainer) / "results" / "language_model.json").read_text())
     d_vocab = len(load_tokenizer(world / "tokenizer.json"))
     first, last = result["history"][0], result["history"][-1]
     assert len(result["history"]) == 2
@@ -47,7 +48,7 @@ def test_pretraining_learns_and_exports_the_model_it_trained(tmp_path):
     assert sum(last["validation_loss"].values()) < sum(first["validation_loss"].values())
 
     # the exported directory is the checkpoint's model, with the tied unembedding made explicit
-    ckpt = torch.load(Path(cli.trainer.log_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    ckpt = torch.load(log_dir(cli.trainer) / "checkpoints" / "last.ckpt", weights_only=True)
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
     assert "unembed.W_U" not in state  # tied while training
     rebuilt = HookedTransformer(DemoArchitecture(**TINY).config(d_vocab), move_to_device=False)

@@ -94,6 +94,7 @@ def edge_forward(model, tokens, kept: set | None = None, patched=frozenset(), co
             contribution = out @ read
             signal[(src, dest, channel)] = contribution.abs().max().item()
             if (src, dest, channel) in patched:
+                assert corrupt is not None, "patched edges need the corrupt run's outputs"
                 contribution = corrupt[src] @ read
             if kept is None or (src, dest, channel) in kept:
                 total = total + contribution
@@ -226,7 +227,9 @@ def test_circuit_matches_an_edge_level_forward(program):
         _, _, corrupt = edge_forward(model, corrupt_tokens)
         for e in on_path:
             zero, _, _ = edge_forward(model, tokens, kept=on_path - {e})
-            swap, _, _ = edge_forward(model, tokens, kept=on_path, patched={e}, corrupt=corrupt)
+            swap, _, _ = edge_forward(
+                model, tokens, kept=on_path, patched=frozenset({e}), corrupt=corrupt
+            )
             for kind, logits in (("zero", zero), ("interchange", swap)):
                 if (logits - full)[:, 1:].abs().max() > tol:  # position 0 is BOS
                     matters[kind].add(e)
