@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import torch
 from torch import Tensor
 from transformer_lens import HookedTransformer
@@ -24,8 +23,8 @@ from circuitforge.atlas.profile import NeuronProfile, check_id_space
 from circuitforge.atlas.snapshot import FOLDER, read_snapshot, snapshot_path, write_snapshot
 from circuitforge.model import hooks
 from circuitforge.model.placement import DevicePlan, place_model
-from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
-from lightning_modules.frozen_holder import Unregistered
+from circuitforge.model.spec import FrozenModelSpec
+from lightning_modules.frozen_model_module import FrozenModelModule
 from lightning_modules.frozen_model_strategy import FrozenModelStrategy
 from lightning_modules.resume import SnapshotRun, check_snapshot
 
@@ -63,7 +62,7 @@ def hook_width(model: HookedTransformer, name: str) -> int:
     return seen["w"]
 
 
-class ActivationAtlasModule(SnapshotRun, L.LightningModule):
+class ActivationAtlasModule(SnapshotRun, FrozenModelModule):
     EXPERIMENT = "activation_atlas"
     SNAPSHOTS = FOLDER
 
@@ -88,25 +87,19 @@ class ActivationAtlasModule(SnapshotRun, L.LightningModule):
             `{log_dir}/atlas_snapshot/rank_{r}.pt` (0: never). `--ckpt_path last` continues
             an interrupted run from them, skipping the batches they cover.
         """
-        super().__init__()
-        self.save_hyperparameters()
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        self.spec, self.layer, self.k = model, layer, k
+        super().__init__(model)
+        self.save_hyperparameters()
+        self.layer, self.k = layer, k
         self.active_threshold, self.skip_bos = active_threshold, skip_bos
-        frozen = load_frozen_model(model)
-        self.hook_name = profiled_hook(frozen, layer, hook)
-        self.units = hook_width(frozen, self.hook_name)
-        self._frozen = Unregistered(frozen)
+        self.hook_name = profiled_hook(self.frozen_model, layer, hook)
+        self.units = hook_width(self.frozen_model, self.hook_name)
         self.snapshot_every = snapshot_every_n_batches
         self.profile: NeuronProfile | None = None
         self.stride = 0  # positions per document in the global token ids (max_tokens)
         self.batches_done = 0  # batches already in the profile (a resumed run skips them)
         self.snapshots: Path | None = None
-
-    @property
-    def frozen_model(self) -> HookedTransformer:
-        return self._frozen.model
 
     @property
     def injection_layer(self) -> int:  # where FrozenModelStrategy puts this module's tensors

@@ -15,9 +15,7 @@ from __future__ import annotations
 import math
 import time
 
-import lightning as L
 import torch
-from transformer_lens import HookedTransformer
 
 from circuitforge.demo_world.sae_training import evaluate_sae
 from circuitforge.dictionaries.activations import hook_activations
@@ -26,12 +24,12 @@ from circuitforge.dictionaries.export import inference_copy
 from circuitforge.dictionaries.specs import DictionarySpec, check_specs, hook_width, training_sae
 from circuitforge.dictionaries.tokens import trained_positions
 from circuitforge.dictionaries.training import training_step
-from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
+from circuitforge.model.spec import FrozenModelSpec
 from circuitforge.numerics import check_finite, require_at_least_one
-from lightning_modules.frozen_holder import Unregistered
+from lightning_modules.frozen_model_module import FrozenModelModule
 
 
-class DictionaryTraining(L.LightningModule):
+class DictionaryTraining(FrozenModelModule):
     EXPERIMENT = "dictionary_training"
 
     def __init__(
@@ -66,15 +64,14 @@ class DictionaryTraining(L.LightningModule):
         eval_every_n_steps: every this many steps, the spliced loss change, explained variance,
             L0 and dead fraction on the held-out rows (0: never).
         """
-        super().__init__()
         require_at_least_one(init_rows=init_rows, dead_window_tokens=dead_window_tokens)
         if not lr > 0:
             raise ValueError(f"lr must be positive, got {lr}")
         if not 0 <= decay_fraction <= 1:
             raise ValueError(f"decay_fraction={decay_fraction} must be in [0, 1]")
-        frozen = load_frozen_model(model)
+        super().__init__(model)
+        frozen = self.frozen_model
         self.stop_at_layer = check_specs(frozen, dictionaries)
-        self._frozen = Unregistered(frozen)
         self.specs = list(dictionaries)
         self.lr, self.warmup_steps, self.decay_fraction = lr, warmup_steps, decay_fraction
         self.bf16, self.sae_bf16, self.init_rows = bf16, sae_bf16, init_rows
@@ -91,10 +88,6 @@ class DictionaryTraining(L.LightningModule):
             self.register_buffer(f"scale__{s.key()}", torch.zeros((), dtype=torch.float64))
         self.register_buffer("tokens_seen", torch.zeros((), dtype=torch.long))
         self._last_time: float | None = None
-
-    @property
-    def frozen_model(self) -> HookedTransformer:
-        return self._frozen.model
 
     def since_fired(self, spec: DictionarySpec) -> torch.Tensor:
         return getattr(self, f"since_fired__{spec.key()}")

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-import lightning as L
 import torch
 from torch import nn
-from transformer_lens import HookedTransformer
 
 from circuitforge.ablation import check_ablation
 from circuitforge.edges import parameterisation as param
@@ -24,14 +22,14 @@ from circuitforge.edges.graph import EdgeGraph, GraphShape
 from circuitforge.edges.keep_rule import KeepRule
 from circuitforge.edges.masked_forward import MaskedForward, dense_coefficients
 from circuitforge.edges.objectives import keep_metric_for, kl_to_full, logit_difference
-from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
+from circuitforge.model.spec import FrozenModelSpec
 from circuitforge.numerics import check_finite
-from lightning_modules.frozen_holder import Unregistered
+from lightning_modules.frozen_model_module import FrozenModelModule
 
 Objective = Literal["logit_diff", "kl", "mse"]
 
 
-class EdgeCoefficientsModule(L.LightningModule):
+class EdgeCoefficientsModule(FrozenModelModule):
     EXPERIMENT = "edge_coefficients"
 
     def __init__(
@@ -80,40 +78,30 @@ class EdgeCoefficientsModule(L.LightningModule):
             first) while the circuit stays within keep_kl, until every edge left is needed.
             One masked forward per try: for small graphs (tracr), not for GPT-2's 32k edges.
         """
-        super().__init__()
-        self.save_hyperparameters()
-        self.ablation = check_ablation(ablation)
+        checked_ablation = check_ablation(ablation)  # the settings first, then the model
         if objective not in ("logit_diff", "kl", "mse"):
             raise ValueError(f"objective must be logit_diff, kl or mse, got {objective!r}")
-        self.spec, self.objective = model, objective
-        self.kind = param.check(parameterisation)
+        kind = param.check(parameterisation)
+        if prune_kept and keep_kl is None:
+            raise ValueError("prune_kept needs keep_kl: the distance the pruned circuit keeps")
+        super().__init__(model)
+        self.save_hyperparameters()
+        self.ablation, self.objective, self.kind = checked_ablation, objective, kind
         self.lr, self.sparsity_weight = lr, sparsity_weight
         self.target_density, self.sparsity_warmup_steps = target_density, sparsity_warmup_steps
         self.keep_edges, self.keep_threshold, self.keep_kl = keep_edges, keep_threshold, keep_kl
-        if prune_kept and keep_kl is None:
-            raise ValueError("prune_kept needs keep_kl: the distance the pruned circuit keeps")
         self.prune_kept = prune_kept
-        frozen = load_frozen_model(model)
+        frozen = self.frozen_model
         self.keep_metric = keep_metric_for(frozen.cfg.d_vocab_out, keep_metric)
         if objective == "kl" and frozen.cfg.d_vocab_out == 1:
             raise ValueError(
                 "objective kl on a model with one output: the KL of a one-logit softmax is 0 "
                 "for every circuit, so nothing would be learned; use objective: mse"
             )
-        self._frozen = Unregistered(frozen)
         self.graph = EdgeGraph(GraphShape.of(frozen), split_qkv, include_mlp, per_position)
         self.masked_forward = MaskedForward(frozen, self.graph)
         self.theta = nn.Parameter(param.initial_parameters(self.kind, len(self.graph.edges)))
         self._full: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
-
-    # --- what the strategy and the callbacks read ------------------------------------------
-    @property
-    def frozen_model(self) -> HookedTransformer:
-        return self._frozen.model
-
-    @property
-    def injection_layer(self) -> int:
-        return 0
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)

@@ -8,35 +8,23 @@ for `FeatureCircuitExport`: a `FeatureCircuitResult`).
 
 from __future__ import annotations
 
-import lightning as L
 import torch
-from transformer_lens import HookedTransformer
 
 from circuitforge.batches import PairBatch
-from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
+from circuitforge.model.spec import FrozenModelSpec
 from circuitforge.model.tokenizer import str_tokens, to_text
 from circuitforge.tasks.prompt_pairs import PairTensors
 from datamodules.prompt_pairs import PromptPairDataModule
-from lightning_modules.frozen_holder import Unregistered
+from lightning_modules.frozen_model_module import FrozenModelModule
 from lightning_modules.trainer_access import datamodule_of
 
 
-class FrozenModelAnalysis(L.LightningModule):
+class FrozenModelAnalysis(FrozenModelModule):
     EXPERIMENT = "analysis"
 
     def __init__(self, model: FrozenModelSpec) -> None:
-        super().__init__()
-        self.spec = model
-        self._frozen = Unregistered(load_frozen_model(model))
+        super().__init__(model)
         self.result: object | None = None  # what `finish` returned
-
-    @property
-    def frozen_model(self) -> HookedTransformer:
-        return self._frozen.model
-
-    @property
-    def injection_layer(self) -> int:  # where FrozenModelStrategy puts this module's tensors
-        return 0
 
     def setup(self, stage: str) -> None:
         if self.trainer.world_size > 1:
