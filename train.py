@@ -46,6 +46,7 @@ from lightning_modules.resume import (  # noqa: E402
     find_last,
     refuse_removed_flags,
 )
+from lightning_modules.trainer_access import add_callback  # noqa: E402
 
 
 class CircuitForgeCLI(LightningCLI):
@@ -84,10 +85,12 @@ class CircuitForgeCLI(LightningCLI):
         if isinstance(self.model, SnapshotRun):  # each process's snapshot holds its share
             self.settings[PROCESSES] = self.trainer.world_size
             self.model.run_record = {"subcommand": self.subcommand, "settings": self.settings}
-        self.trainer.callbacks.append(ExperimentSettingsRecord(self.subcommand, self.settings))
+        add_callback(self.trainer, ExperimentSettingsRecord(self.subcommand, self.settings))
 
     def resolve_ckpt_path(self) -> None:
-        ckpt_path = self.config_init[self.subcommand].get("ckpt_path")
+        subcommand = self.subcommand
+        assert subcommand is not None  # the before_* hooks run for a subcommand
+        ckpt_path = self.config_init[subcommand].get("ckpt_path")
         if ckpt_path is None or ckpt_path in ("best", "hpc", "registry"):
             return
         snapshots = self.model.SNAPSHOTS if isinstance(self.model, SnapshotRun) else None
@@ -97,7 +100,7 @@ class CircuitForgeCLI(LightningCLI):
             logger = self.trainer.logger
             if not isinstance(logger, TensorBoardLogger):
                 raise ValueError("--ckpt_path last needs the TensorBoard logger of the run")
-            found = find_last(Path(logger.root_dir), self.settings, self.subcommand, snapshots)
+            found = find_last(Path(logger.root_dir), self.settings, subcommand, snapshots)
             assert found.version_folder is not None
             version = found.version_folder.name.removeprefix("version_")
             logger._version = int(version) if version.isdigit() else found.version_folder.name
@@ -106,13 +109,13 @@ class CircuitForgeCLI(LightningCLI):
         elif snapshots is not None:
             found = check_snapshot_folder(Path(ckpt_path), self.settings, snapshots)
         else:
-            found = check_checkpoint_file(Path(ckpt_path), self.settings, self.subcommand)
+            found = check_checkpoint_file(Path(ckpt_path), self.settings, subcommand)
         if snapshots is not None:  # the run continues from its snapshots, not a checkpoint
             assert isinstance(self.model, SnapshotRun)
             self.model.resume_folder = found.path
-            self.config_init[self.subcommand]["ckpt_path"] = None
+            self.config_init[subcommand]["ckpt_path"] = None
         else:
-            self.config_init[self.subcommand]["ckpt_path"] = str(found.path)
+            self.config_init[subcommand]["ckpt_path"] = str(found.path)
 
     before_fit = before_validate = before_test = before_predict = resolve_ckpt_path
 

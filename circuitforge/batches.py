@@ -58,9 +58,6 @@ class PairBatch(TensorBatch):
     def __len__(self) -> int:
         return self.clean.shape[0]
 
-    def __getitem__(self, field: str) -> Tensor:  # TRANSITIONAL: until every reader uses fields
-        return getattr(self, field)
-
     def padded_to(self, width: int) -> PairBatch:
         """The prompts right-padded (with 0, never read) to `width` positions."""
         extra = width - self.clean.shape[1]

@@ -125,7 +125,7 @@ class ActivationTokensDataModule(L.LightningDataModule):
         self.excluded = sorted(special)
 
     def describe(self) -> dict[str, Any]:
-        assert self.train_rows is not None
+        assert self.train_rows is not None and self.heldout is not None
         return {
             "train_rows": int(self.train_rows.shape[0]),
             "rows_per_epoch": self.n_rows,
@@ -140,6 +140,11 @@ class ActivationTokensDataModule(L.LightningDataModule):
         order = epoch_order(self.train_rows.shape[0], self.seed, 0)
         return self.train_rows[order[:n]]
 
+    def _current_epoch(self) -> int:
+        if self.trainer is None:
+            raise RuntimeError("the token windows are read by a trainer's fit")
+        return self.trainer.current_epoch
+
     def train_dataloader(self) -> TokenWindows:
         if self.train_rows is None:
             raise RuntimeError("bind_tokenizer was not called (the module does it in setup)")
@@ -149,7 +154,7 @@ class ActivationTokensDataModule(L.LightningDataModule):
                 self.n_rows,
                 self.batch_size,
                 self.seed,
-                lambda: self.trainer.current_epoch,
+                self._current_epoch,
             )
         self.loader.start = self.resume_at
         self.resume_at = None

@@ -1,6 +1,6 @@
 """Neurons of one layer in chunks of B: the batches of a neuron-explanation sweep.
 
-Each batch is one chunk (`{"chunk": i, "neurons": [...]}`), explained in one predict step.
+Each batch is one chunk (a `NeuronChunk`: its number and neurons), explained in one predict step.
 Under ddp every process takes chunks i = rank, rank + world, ...: `ChunkShards` is a
 `DistributedSampler`, so Lightning keeps it, and unlike Lightning's own it never pads the
 last process with repeated chunks (which would explain those neurons twice).
@@ -8,11 +8,23 @@ last process with repeated chunks (which would explain those neurons twice).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 import lightning as L
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from circuitforge.batches import TensorBatch
 from circuitforge.explanations.shards import shard
 from circuitforge.numerics import require_at_least_one
+
+
+@dataclass(frozen=True)
+class NeuronChunk(TensorBatch):  # to(): Lightning moves it whole (it holds no tensors)
+    """One batch of a sweep: chunk `chunk` of the layer's neurons."""
+
+    chunk: int
+    neurons: list[int]
 
 
 class _Chunks(Dataset):
@@ -22,19 +34,20 @@ class _Chunks(Dataset):
     def __len__(self) -> int:
         return len(self.chunks)
 
-    def __getitem__(self, i: int) -> dict:
-        return {"chunk": i, "neurons": self.chunks[i]}
+    def __getitem__(self, i: int) -> NeuronChunk:
+        return NeuronChunk(i, list(self.chunks[i]))
 
 
 class ChunkShards(DistributedSampler):
-    def __init__(self, dataset: Dataset, num_replicas: int, rank: int) -> None:
+    def __init__(self, dataset: _Chunks, num_replicas: int, rank: int) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
+        self.n_chunks = len(dataset)
 
-    def __iter__(self):
-        return iter(shard(len(self.dataset), self.rank, self.num_replicas))
+    def __iter__(self) -> Iterator[int]:
+        return iter(shard(self.n_chunks, self.rank, self.num_replicas))
 
     def __len__(self) -> int:
-        return len(shard(len(self.dataset), self.rank, self.num_replicas))
+        return len(shard(self.n_chunks, self.rank, self.num_replicas))
 
 
 class NeuronBatchDataModule(L.LightningDataModule):
@@ -89,11 +102,6 @@ class NeuronBatchDataModule(L.LightningDataModule):
         rank = trainer.global_rank if trainer is not None else 0
         return DataLoader(
             dataset,
-            batch_size=None,  # one chunk is one batch
+            batch_size=None,  # one chunk is one batch (the default collate leaves it as it is)
             sampler=ChunkShards(dataset, world, rank),
-            collate_fn=_as_batch,
         )
-
-
-def _as_batch(item: dict) -> dict:
-    return {"chunk": int(item["chunk"]), "neurons": list(item["neurons"])}

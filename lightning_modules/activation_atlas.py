@@ -174,4 +174,5 @@ class ActivationAtlasModule(SnapshotRun, FrozenModelModule):
         assert self.profile is not None
         if self.trainer.world_size > 1:
             gathered = self.all_gather(self.profile.tensors())
+            assert isinstance(gathered, dict)  # all_gather keeps the dict's keys
             self.profile = NeuronProfile.merge_gathered(gathered)

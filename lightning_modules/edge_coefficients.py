@@ -16,7 +16,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from circuitforge.ablation import check_ablation
+from circuitforge.ablation import Ablation, check_ablation
+from circuitforge.batches import PairBatch
 from circuitforge.edges import parameterisation as param
 from circuitforge.edges.graph import EdgeGraph, GraphShape
 from circuitforge.edges.keep_rule import KeepRule
@@ -86,7 +87,9 @@ class EdgeCoefficientsModule(FrozenModelModule):
             raise ValueError("prune_kept needs keep_kl: the distance the pruned circuit keeps")
         super().__init__(model)
         self.save_hyperparameters()
-        self.ablation, self.objective, self.kind = checked_ablation, objective, kind
+        self.ablation: Ablation = checked_ablation
+        self.objective: Objective = objective
+        self.kind: param.Parameterisation = kind
         self.lr, self.sparsity_weight = lr, sparsity_weight
         self.target_density, self.sparsity_warmup_steps = target_density, sparsity_warmup_steps
         self.keep_edges, self.keep_threshold, self.keep_kl = keep_edges, keep_threshold, keep_kl
@@ -137,54 +140,54 @@ class EdgeCoefficientsModule(FrozenModelModule):
         )
 
     # --- optimisation ------------------------------------------------------------------------
-    def _full_model(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _full_model(self, batch: PairBatch) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The full model's logits at the read positions and logit difference, cached per
         example (the model is frozen, so they never change)."""
-        missing = [i for i in batch["index"].tolist() if i not in self._full]
+        missing = [i for i in batch.index.tolist() if i not in self._full]
         if missing:
             with torch.no_grad():
-                logits = self.frozen_model(batch["clean"])
-            for row, i in enumerate(batch["index"].tolist()):
+                logits = self.frozen_model(batch.clean)
+            for row, i in enumerate(batch.index.tolist()):
                 if i in missing:
-                    read = batch["read"][row : row + 1]
+                    read = batch.read[row : row + 1]
                     ld = None
-                    if batch["answer"][row] >= 0:
+                    if batch.answer[row] >= 0:
                         ld = logit_difference(
                             logits[row : row + 1],
                             read,
-                            batch["answer"][row : row + 1],
-                            batch["wrong_answer"][row : row + 1],
+                            batch.answer[row : row + 1],
+                            batch.wrong_answer[row : row + 1],
                         )
                     self._full[i] = (logits[row : row + 1][read], ld)
-        rows = [self._full[i] for i in batch["index"].tolist()]
-        lds = [ld for _, ld in rows]
-        return torch.cat([lp for lp, _ in rows]), None if None in lds else torch.cat(lds)
+        rows = [self._full[i] for i in batch.index.tolist()]
+        lds = [ld for _, ld in rows if ld is not None]  # None: the task has no answer tokens
+        return torch.cat([lp for lp, _ in rows]), torch.cat(lds) if len(lds) == len(rows) else None
 
     def target(self) -> float:
         progress = min(1.0, self.global_step / max(1, self.sparsity_warmup_steps))
         return 1.0 - (1.0 - self.target_density) * progress
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: PairBatch, batch_idx: int) -> torch.Tensor:
         full_logits, full_ld = self._full_model(batch)
         with torch.no_grad():
             if self.ablation == "interchange":
-                ablated = self.masked_forward.record(batch["corrupt"])[0]
+                ablated = self.masked_forward.record(batch.corrupt)[0]
             else:
                 ablated = self.masked_forward.ablation(
-                    self.ablation, self.masked_forward.record(batch["clean"])[0], None
+                    self.ablation, self.masked_forward.record(batch.clean)[0], None
                 )
         coefficients = self.coefficients(sample=True)
         grid = dense_coefficients(self.graph, coefficients)
-        logits = self.masked_forward(batch["clean"], ablated, grid)
+        logits = self.masked_forward(batch.clean, ablated, grid)
         if self.objective == "kl":
             full_log_probs = torch.log_softmax(full_logits.float(), dim=-1)
-            faithfulness_loss = kl_to_full(full_log_probs, logits, batch["read"]).mean()
+            faithfulness_loss = kl_to_full(full_log_probs, logits, batch.read).mean()
         elif self.objective == "mse":
-            faithfulness_loss = (logits[batch["read"]] - full_logits).pow(2).mean()
+            faithfulness_loss = (logits[batch.read] - full_logits).pow(2).mean()
         else:
             if full_ld is None:
                 raise ValueError("this task has no answer tokens: use objective: kl")
-            ld = logit_difference(logits, batch["read"], batch["answer"], batch["wrong_answer"])
+            ld = logit_difference(logits, batch.read, batch.answer, batch.wrong_answer)
             faithfulness_loss = (ld - full_ld).abs().mean() / full_ld.abs().mean().clamp_min(1e-6)
         density = param.density(self.kind, self.theta)
         target = self.target()

@@ -45,6 +45,7 @@ from circuitforge.explanations.snapshot import (
     write_progress,
 )
 from circuitforge.model.hooks import resid_pre
+from circuitforge.model.internals import mlp_width
 from circuitforge.model.placement import DevicePlan, place_model
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
 from circuitforge.numerics import require_at_least_one
@@ -59,9 +60,11 @@ from circuitforge.patchscope.objective import NeuronObjective, check_layers_and_
 from circuitforge.patchscope.prompt import locate_placeholder
 from circuitforge.patchscope.recipe import Recipe
 from circuitforge.sae.matching import MatchedSAE, SAESource, load_matching_sae
+from datamodules.neuron_batches import NeuronBatchDataModule, NeuronChunk
 from lightning_modules.frozen_holder import Unregistered
 from lightning_modules.frozen_model_strategy import FrozenModelStrategy
 from lightning_modules.resume import SnapshotRun, check_snapshot
+from lightning_modules.trainer_access import datamodule_of
 
 
 class NeuronExplanationModule(SnapshotRun, L.LightningModule):
@@ -141,7 +144,7 @@ class NeuronExplanationModule(SnapshotRun, L.LightningModule):
             decode_batch_size,
         )
         self.atlas_path = atlas
-        self.view: AtlasView = read_atlas(atlas, target_layer, frozen.cfg.d_mlp)
+        self.view: AtlasView = read_atlas(atlas, target_layer, mlp_width(frozen))
         self.matched: MatchedSAE = load_matching_sae(
             sae, resid_pre(source_layer), frozen.cfg.d_model
         )
@@ -199,21 +202,21 @@ class NeuronExplanationModule(SnapshotRun, L.LightningModule):
                 self.in_progress = ChunkState.from_dict(found["in_progress"])
             self.resume_folder = None  # a second predict explains everything again
         # the observed side of this process's neurons still to do, in one pass over the corpus
-        every = self.trainer.datamodule.chunks()
+        every = datamodule_of(self.trainer, NeuronBatchDataModule, self).chunks()
         chunks = [every[i] for i in shard(len(every), self.global_rank, self.trainer.world_size)]
         todo = [n for chunk in chunks for n in chunk if n not in self.rows]
-        d_mlp = self.frozen_model.cfg.d_mlp
+        d_mlp = mlp_width(self.frozen_model)
         wanted = list(dict.fromkeys(todo + [other_neuron(n, d_mlp) for n in todo]))
         self.context_top = context_features(
             self.frozen_model, self.view, self.matched, wanted, self.top_k, self.context_reference
         )
 
-    def predict_step(self, batch: dict, batch_idx: int) -> None:
+    def predict_step(self, batch: NeuronChunk, batch_idx: int) -> None:
         if torch.is_inference_mode_enabled():
             raise ValueError(
                 "the sweep optimises vectors inside predict: set trainer.inference_mode: false"
             )
-        neurons = batch["neurons"]
+        neurons = batch.neurons
         if all(n in self.rows for n in neurons):
             return  # explained before the interruption
         rows_neurons = [n for n in neurons for _ in self.seeds]
@@ -260,7 +263,7 @@ class NeuronExplanationModule(SnapshotRun, L.LightningModule):
             self.rows[row["neuron"]] = row
         self.timings.append(
             {
-                "chunk": batch["chunk"],
+                "chunk": batch.chunk,
                 "neurons": len(neurons),
                 "optimise_seconds": optimised - started,
                 "explain_seconds": time.perf_counter() - optimised,
@@ -296,7 +299,7 @@ class NeuronExplanationModule(SnapshotRun, L.LightningModule):
                         self.rows[row["neuron"]] = row
 
     def merged_rows(self) -> list[dict]:
-        order = self.trainer.datamodule.neurons
+        order = datamodule_of(self.trainer, NeuronBatchDataModule, self).neurons
         missing = [n for n in order if n not in self.rows]
         if missing:
             raise RuntimeError(f"neurons {missing[:10]} were not explained (of {len(order)})")

@@ -48,3 +48,8 @@ def log_dir(trainer: L.Trainer) -> Path:
     if folder is None:
         raise ValueError("this run has no log folder: give trainer.logger (or default_root_dir)")
     return Path(folder)
+
+
+def add_callback(trainer: L.Trainer, callback: L.Callback) -> None:
+    """Append `callback` to the run's callbacks (after the CLI built the trainer)."""
+    getattr(trainer, "callbacks").append(callback)  # noqa: B009  (set by Lightning's connector)

@@ -111,7 +111,7 @@ def test_direct_logit_attribution(model_name, target):
 
 def test_direct_logit_attribution_bad_target():
     with pytest.raises(ValueError, match="target must be"):
-        direct_logit_attribution(demo(), BATCHES["demo"](), "foo")
+        direct_logit_attribution(demo(), BATCHES["demo"](), "foo")  # pyright: ignore[reportArgumentType]  # the bad value under test
 
 
 # ---------------------------------------------------------------------------------------------

@@ -110,7 +110,7 @@ def plain_logits(cli, tokens):
 
 def plain_difference(cli, which: str) -> torch.Tensor:
     batch = pair_batch(cli)
-    logits = plain_logits(cli, batch[which])
+    logits = plain_logits(cli, batch.clean if which == "clean" else batch.corrupt)
     return logit_difference(logits, batch.read, batch.answer, batch.wrong_answer)
 
 

@@ -101,9 +101,11 @@ def test_vocabulary_words_refuses_more_words_than_there_are(demo_model):
 def test_hinge_stops_pushing_at_the_target():
     a = torch.tensor([0.5, 2.0], requires_grad=True)
     Recipe().loss(a, torch.tensor([1.0, 1.0])).backward()
+    assert a.grad is not None
     assert a.grad.tolist() == [-1.0, 0.0]  # below the target: pushed up; above: left alone
     b = torch.tensor([0.5, 2.0], requires_grad=True)
     Recipe().loss(b, None).backward()
+    assert b.grad is not None
     assert b.grad.tolist() == [-1.0, -1.0]
 
 

@@ -9,6 +9,7 @@ import torch
 from circuitforge.patchscope.objective import NeuronObjective
 from circuitforge.patchscope.prompt import locate_placeholder
 from circuitforge.patchscope.recipe import Recipe
+from lightning_modules.trainer_access import log_dir
 from tests.conftest import fit_args
 from tests.test_patchscope_recipe import recipe_loop
 from train import main
@@ -27,7 +28,7 @@ def test_the_lightning_run_is_the_seed_recipe_loop(tmp_path):
     assert torch.equal(module.X.detach(), x_final)
     assert history[-1] > history[0]
 
-    results = cli.trainer.log_dir + "/results/"
+    results = f"{log_dir(cli.trainer)}/results/"
     opt = json.load(open(results + "optimization.json"))
     assert opt["steps"] == 10 and opt["neuron"] == [170] and opt["source_layer"] == 0
     assert opt["initial_activation"] == pytest.approx([history[0]], rel=1e-4)
@@ -58,6 +59,7 @@ def test_batched_vectors_equal_separate_runs(demo_model):
     for i in range(4):
         xi = xs[i : i + 1].clone().requires_grad_(True)
         objective(xi, neurons[i : i + 1]).sum().backward()
+        assert x.grad is not None and xi.grad is not None
         assert torch.allclose(x.grad[i], xi.grad[0], atol=1e-5)
 
 
@@ -71,5 +73,5 @@ def test_several_neurons_and_seeds_in_one_run(tmp_path):
     assert not torch.allclose(module.X[0], module.X[1])  # seeds differ
     norms = module.X.detach().norm(dim=-1)
     assert torch.allclose(norms, module.typical_norm.expand(4), rtol=1e-4)
-    opt = json.load(open(cli.trainer.log_dir + "/results/optimization.json"))
+    opt = json.load(open(log_dir(cli.trainer) / "results" / "optimization.json"))
     assert opt["neuron"] == [7, 7, 100, 100] and len(opt["activation_history"]) == 4

@@ -8,6 +8,7 @@ import lightning as L
 import pytest
 import torch
 
+from lightning_modules.trainer_access import log_dir
 from tests.conftest import fit_args
 from train import main
 
@@ -16,16 +17,16 @@ def test_resume_equals_uninterrupted(tmp_path):
     straight = main(fit_args(tmp_path / "a", epochs=3, steps=4)).model
     first = main(fit_args(tmp_path / "b", epochs=1, steps=4))
     assert len(first.model.activation_history) == 4
-    ckpt = torch.load(Path(first.trainer.log_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    ckpt = torch.load(log_dir(first.trainer) / "checkpoints" / "last.ckpt", weights_only=True)
     assert set(ckpt["state_dict"]) == {"X", "baseline", "typical_norm"}  # no frozen weights
     # (the baseline is recomputed at set-up, then the checkpoint's buffers replace it)
     resumed = main(fit_args(tmp_path / "b", "--ckpt_path=last", epochs=3, steps=4))
     assert resumed.trainer.log_dir == first.trainer.log_dir  # same version folder
     assert torch.equal(resumed.model.X, straight.X)
     assert resumed.model.activation_history == straight.activation_history
-    opt = json.load(open(Path(resumed.trainer.log_dir) / "results" / "optimization.json"))
+    opt = json.load(open(log_dir(resumed.trainer) / "results" / "optimization.json"))
     assert opt["steps"] == 12 and [h["epoch"] for h in opt["history"]] == [0, 1, 2]
-    sae = json.load(open(Path(resumed.trainer.log_dir) / "results" / "sae_decomposition.json"))
+    sae = json.load(open(log_dir(resumed.trainer) / "results" / "sae_decomposition.json"))
     assert len(sae["history"]) == 3
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lightning_modules.trainer_access import log_dir
 from tests.conftest import ROOT, fit_args
 from tests.test_resume import crash_at
 from train import main
@@ -19,7 +20,7 @@ QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=
 
 
 def checkpoints(cli) -> Path:
-    return Path(cli.trainer.log_dir) / "checkpoints"
+    return log_dir(cli.trainer) / "checkpoints"
 
 
 def test_a_checkpoint_file_never_overrides_the_command_line(tmp_path):
@@ -57,7 +58,7 @@ def test_a_checkpoint_of_another_kind_of_run_is_refused_by_name(tmp_path):
 
 def test_last_resumes_only_a_run_with_these_settings(tmp_path):
     done = main(fit_args(tmp_path, epochs=2, steps=2))  # version_0: lr 0.05, finished
-    results = Path(done.trainer.log_dir) / "results" / "optimization.json"
+    results = log_dir(done.trainer) / "results" / "optimization.json"
     before = results.read_bytes()
     new = [crash_at(0, tmp_path / "crashed"), "--model.init_args.lr=0.01"]
     with pytest.raises(RuntimeError, match="interrupted"):  # version_1: lr 0.01, no checkpoint

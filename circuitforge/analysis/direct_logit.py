@@ -30,6 +30,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from circuitforge.analysis.runs import capture, read_rows, token_logits
+from circuitforge.batches import PairBatch
 from circuitforge.model import hooks
 from circuitforge.model.internals import (
     attention_bias,
@@ -97,24 +98,24 @@ def residual_pieces(
 
 
 def direct_logit_attribution(
-    model: HookedTransformer, batch: dict, target: Target = "logit_difference"
+    model: HookedTransformer, batch: PairBatch, target: Target = "logit_difference"
 ) -> DirectLogitAttribution:
     """Shares of the logit difference (answer - wrong answer), or of the answer's logit, at the
     read position of each clean prompt."""
     if target not in ("logit_difference", "answer"):
         raise ValueError(f"target must be logit_difference or answer, got {target!r}")
-    if (batch["answer"] < 0).any():
+    if (batch.answer < 0).any():
         raise ValueError("direct logit attribution needs answer tokens; this task has none")
-    cache, residual = capture(model, batch["clean"], _hook_names(model))
-    final = read_rows(residual, batch["read"])
-    names, pieces = residual_pieces(model, cache, batch["read"])
+    cache, residual = capture(model, batch.clean, _hook_names(model))
+    final = read_rows(residual, batch.read)
+    names, pieces = residual_pieces(model, cache, batch.read)
     if not torch.allclose(pieces.sum(1).float(), final.float(), atol=1e-3, rtol=1e-3):
         gap = (pieces.sum(1) - final).abs().max().item()
         raise RuntimeError(f"the pieces do not sum to the final residual (max gap {gap:.3g})")
 
-    columns = batch["answer"][:, None]
+    columns = batch.answer[:, None]
     if target == "logit_difference":
-        columns = torch.stack([batch["answer"], batch["wrong_answer"]], dim=1)
+        columns = torch.stack([batch.answer, batch.wrong_answer], dim=1)
     columns = columns.to(model.W_U.device)
     sign = torch.tensor([1.0, -1.0][: columns.shape[1]], device=columns.device)
     direction = torch.einsum("dbk,k->bd", model.W_U[:, columns].float(), sign)

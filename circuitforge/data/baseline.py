@@ -17,6 +17,7 @@ from transformer_lens import HookedTransformer
 
 from circuitforge.model import hooks
 from circuitforge.model.forward import embed, run_blocks
+from circuitforge.model.tokenizer import maybe_token_id
 
 
 @dataclass
@@ -34,7 +35,7 @@ def last_token_windows(
     tokenizer = model.tokenizer
     if tokenizer is None:
         raise ValueError("the model has no tokenizer; texts cannot be tokenized")
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad = maybe_token_id(tokenizer, "pad") or 0
     tokens = torch.full((len(texts), window), pad, dtype=torch.long)
     mask = torch.zeros((len(texts), window), dtype=torch.long)
     for row, text in enumerate(texts):

@@ -61,14 +61,12 @@ def edge_attribution_scores(
     total = torch.zeros(n)
     for p in prepared:
         coefficients = torch.ones(n, requires_grad=True)
-        logits = forward(
-            p.batch["clean"], p.ablated, dense_coefficients(forward.graph, coefficients)
-        )
+        logits = forward(p.batch.clean, p.ablated, dense_coefficients(forward.graph, coefficients))
         if objective == "logit_diff":
             metric = p.logit_diff(logits).mean()
         else:  # the KL's gradient vanishes at the full model: use the full model's prediction
             predicted = p.full_log_probs.argmax(-1, keepdim=True)
-            metric = read_log_probs(logits, p.batch["read"]).gather(-1, predicted).mean()
+            metric = read_log_probs(logits, p.batch.read).gather(-1, predicted).mean()
         (grad,) = torch.autograd.grad(metric, coefficients)
         total += grad.detach().cpu()
     return total / max(1, len(prepared))

@@ -33,7 +33,7 @@ def single_edge_effects(forward: MaskedForward, prepared: list[PreparedBatch]) -
     graph = forward.graph
     n = len(graph.edges)
     full = [
-        forward(p.batch["clean"], p.ablated, dense_coefficients(graph, torch.ones(n)))
+        forward(p.batch.clean, p.ablated, dense_coefficients(graph, torch.ones(n)))
         for p in prepared
     ]
     effects = torch.zeros(n)
@@ -42,8 +42,8 @@ def single_edge_effects(forward: MaskedForward, prepared: list[PreparedBatch]) -
         coefficients[i] = 0
         grid = dense_coefficients(graph, coefficients)
         for p, reference in zip(prepared, full):
-            logits = forward(p.batch["clean"], p.ablated, grid)
-            change = (logits - reference)[p.batch["read"]].abs().max().item()
+            logits = forward(p.batch.clean, p.ablated, grid)
+            change = (logits - reference)[p.batch.read].abs().max().item()
             effects[i] = max(effects[i].item(), change)
     return effects
 

@@ -41,7 +41,7 @@ class PassByPassForward:
     def record(self, tokens: Int[Tensor, "batch pos"], kind: str = "interchange"):
         """Source outputs by node, and the residual each slot reads, of a plain run."""
         outs, resid, state = {}, {}, {}
-        fwd_hooks = [
+        fwd_hooks: hooks.FwdHooks = [
             (hooks.resid_pre(0), lambda x, hook: outs.__setitem__(ComponentNode("input"), x))
         ]
         for layer in range(self.n_layers):
@@ -108,7 +108,7 @@ class PassByPassForward:
         patched: dict[ComponentNode, Tensor] = {}
         state: dict = {}
         for layer in range(self.n_layers):
-            fwd_hooks = []
+            fwd_hooks: hooks.FwdHooks = []
             if layer == 0:
                 fwd_hooks.append((hooks.resid_pre(0), self._keep(patched, ComponentNode("input"))))
             for channel in ("q", "k", "v"):

@@ -24,6 +24,7 @@ from circuitforge.explanations.scores import (
     text_maxima,
     top_features,
 )
+from circuitforge.model.internals import mlp_width
 from circuitforge.patchscope.generation import patchscope_decode
 from circuitforge.patchscope.prompt import PlaceholderPrompt
 from circuitforge.sae.matching import MatchedSAE
@@ -103,7 +104,7 @@ def explain_rows(
     x_features = sae_activations(sae, x)
     baseline_features = sae_activations(sae, baseline[None])[0]
     distinct = list(dict.fromkeys(neurons))
-    others = {n: other_neuron(n, model.cfg.d_mlp) for n in distinct}
+    others = {n: other_neuron(n, mlp_width(model)) for n in distinct}
     rows = []
     for n in distinct:
         idx = [i for i, m in enumerate(neurons) if m == n]

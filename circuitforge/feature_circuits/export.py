@@ -19,6 +19,7 @@ from circuitforge.feature_circuits.points import SAEPoint
 from circuitforge.feature_circuits.positions import PositionNodes
 from circuitforge.model import hooks
 from circuitforge.model.internals import head_output_weights
+from circuitforge.model.tokenizer import decode
 
 
 def node_id(point: SAEPoint, feature: int, position: int | None = None) -> str:
@@ -42,9 +43,13 @@ def direct_logit_tokens(
         w_o = head_output_weights(model, point.layer)  # [head d_head d_model]
         direction = direction @ w_o.reshape(-1, w_o.shape[-1]).float()
     logits = direction @ model.W_U.float()
-    decode = model.tokenizer.decode if model.tokenizer is not None else str
-    up = [decode([int(i)]) for i in logits.topk(n).indices]
-    down = [decode([int(i)]) for i in (-logits).topk(n).indices]
+    tokenizer = model.tokenizer
+
+    def text(i: int) -> str:
+        return str([i]) if tokenizer is None else decode(tokenizer, [i])
+
+    up = [text(int(i)) for i in logits.topk(n).indices]
+    down = [text(int(i)) for i in (-logits).topk(n).indices]
     return up, down
 
 

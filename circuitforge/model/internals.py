@@ -131,3 +131,10 @@ def final_norm_scale(
     with model.hooks(fwd_hooks=[(FINAL_NORM_SCALE, lambda a, hook: store.update(s=a))]):
         model.ln_final(final[:, None].to(model.W_U.dtype))
     return store["s"][:, 0].float()
+
+
+def mlp_width(model: HookedTransformer) -> int:
+    """The MLP's hidden width (`cfg.d_mlp`; None only for attention-only models)."""
+    if model.cfg.d_mlp is None:
+        raise ValueError(f"model {model.cfg.model_name!r} has no MLPs")
+    return model.cfg.d_mlp

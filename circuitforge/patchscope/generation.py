@@ -17,6 +17,7 @@ from transformer_lens import HookedTransformer
 
 from circuitforge.model.forward import forward_logits, new_kv_cache
 from circuitforge.model.hooks import mlp_post, resid_pre
+from circuitforge.model.tokenizer import decode
 from circuitforge.patchscope.injection import prefill_injection_hook
 from circuitforge.patchscope.prompt import PlaceholderPrompt
 
@@ -70,12 +71,16 @@ def patchscope_decode(
             logits = forward_logits(model, step, torch.ones_like(step), cache)[:, -1].float()
     c_tokens = torch.stack(contrastive, 1).tolist()
     p_tokens = torch.stack(plain, 1).tolist()
-    decode = model.tokenizer.decode if model.tokenizer is not None else str
+    tokenizer = model.tokenizer
+
+    def text(ids: list[int]) -> str:
+        return str(ids) if tokenizer is None else decode(tokenizer, ids)
+
     idx = torch.tensor(neurons)
     return PatchscopeDecoding(
         contrastive_tokens=c_tokens,
         plain_tokens=p_tokens,
-        contrastive_text=[decode(t) for t in c_tokens],
-        plain_text=[decode(t) for t in p_tokens],
+        contrastive_text=[text(t) for t in c_tokens],
+        plain_text=[text(t) for t in p_tokens],
         prefill_activation=prefill["post"].gather(1, idx[:, None])[:, 0].tolist(),
     )

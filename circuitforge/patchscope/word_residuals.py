@@ -18,6 +18,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from circuitforge.model.forward import embed, run_blocks
+from circuitforge.model.tokenizer import decode
 from circuitforge.patchscope.prompt import PlaceholderPrompt
 
 _WORD = re.compile(r"[a-z]{3,15}")
@@ -33,7 +34,7 @@ def vocabulary_words(model: HookedTransformer, n: int, chunk: int = 4096) -> Int
     ids: list[int] = []
     for start in range(0, len(tokenizer), chunk):
         candidates = range(start, min(start + chunk, len(tokenizer)))
-        words = {i: tokenizer.decode([i]).strip() for i in candidates}
+        words = {i: decode(tokenizer, [i]).strip() for i in candidates}
         words = {i: w for i, w in words.items() if _WORD.fullmatch(w)}
         encoded = tokenizer([" " + w for w in words.values()], add_special_tokens=False)
         for token_id, pieces in zip(words, encoded["input_ids"]):
