@@ -13,6 +13,9 @@ from pathlib import Path
 import lightning as L
 
 from circuitforge.dictionaries.export import export_dictionary
+from datamodules.activation_tokens import ActivationTokensDataModule
+from lightning_modules.dictionary_training import DictionaryTraining
+from lightning_modules.trainer_access import datamodule_of, module_of
 
 
 class DictionaryExport(L.Callback):
@@ -26,7 +29,9 @@ class DictionaryExport(L.Callback):
     def folder(self, trainer: L.Trainer) -> Path:
         return Path(self.directory or Path(trainer.log_dir or ".") / "dictionaries")
 
-    def export(self, trainer: L.Trainer, module) -> None:
+    def export(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        module = module_of(pl_module, DictionaryTraining, self)
+        data = datamodule_of(trainer, ActivationTokensDataModule, self)
         if not trainer.is_global_zero or self._written_at == trainer.global_step:
             return
         folder = self.folder(trainer)
@@ -37,8 +42,8 @@ class DictionaryExport(L.Callback):
                 "training_tokens": int(module.tokens_seen),
                 "num_dead_features": int(dead.sum()),
                 "dead_window_tokens": module.dead_window,
-                "exclude_special_tokens": trainer.datamodule.excluded,
-                "context_size": trainer.datamodule.context,
+                "exclude_special_tokens": data.excluded,
+                "context_size": data.context,
             }
             export_dictionary(
                 module.saes[spec.key()], module.scale(spec), folder / spec.folder_name(), metadata

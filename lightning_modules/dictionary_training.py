@@ -26,10 +26,13 @@ from circuitforge.dictionaries.tokens import trained_positions
 from circuitforge.dictionaries.training import training_step
 from circuitforge.model.spec import FrozenModelSpec
 from circuitforge.numerics import check_finite, require_at_least_one
+from datamodules.activation_tokens import ActivationTokensDataModule
 from lightning_modules.frozen_model_module import FrozenModelModule
+from lightning_modules.trainer_access import datamodule_of
 
 
 class DictionaryTraining(FrozenModelModule):
+    tokens_seen: torch.Tensor  # a buffer (registered in __init__)
     EXPERIMENT = "dictionary_training"
 
     def __init__(
@@ -102,17 +105,20 @@ class DictionaryTraining(FrozenModelModule):
         datamodule.bind_tokenizer(self.frozen_model)
 
     def activations(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
-        positions = trained_positions(tokens, self.trainer.datamodule.excluded)
+        positions = trained_positions(tokens, self.tokens_data().excluded)
         hooks = [s.hook for s in self.specs]
         return hook_activations(
             self.frozen_model, tokens, hooks, self.stop_at_layer, positions, self.bf16
         )
 
+    def tokens_data(self) -> ActivationTokensDataModule:
+        return datamodule_of(self.trainer, ActivationTokensDataModule, self)
+
     def on_train_start(self) -> None:
         """Centre and scale once (a resumed run has both from its checkpoint)."""
         if all(self.scale(s) > 0 for s in self.specs):
             return
-        rows = self.trainer.datamodule.first_rows(self.init_rows).to(self.device)
+        rows = self.tokens_data().first_rows(self.init_rows).to(self.device)
         acts = self.activations(rows)
         for spec in self.specs:
             stats = input_statistics(acts[spec.hook])
@@ -158,7 +164,9 @@ class DictionaryTraining(FrozenModelModule):
     def heldout_metrics(self) -> dict[DictionarySpec, dict]:
         """Our `evaluate_sae` (explained variance, L0, dead fraction, spliced loss change) of
         each dictionary, input scale folded in, on the held-out rows (fp32 forwards)."""
-        rows = self.trainer.datamodule.heldout.to(self.device)
+        heldout = self.tokens_data().heldout
+        assert heldout is not None  # bind_tokenizer made it
+        rows = heldout.to(self.device)
         out = {}
         for spec in self.specs:
             sae = inference_copy(self.saes[spec.key()], self.scale(spec)).eval()

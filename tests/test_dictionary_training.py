@@ -18,6 +18,7 @@ from circuitforge.dictionaries.tokens import epoch_order, read_split_documents
 from circuitforge.dictionaries.training import explained_variance, training_step
 from circuitforge.manifest import verify_manifest
 from datamodules.activation_tokens import TokenWindows
+from lightning_modules.trainer_access import log_dir
 from tests.conftest import DEMO_CORPUS, ROOT
 from tests.killing import kill_during_write
 from train import main
@@ -70,7 +71,7 @@ def test_kill_9_mid_epoch_then_resume_is_bit_identical(tmp_path, kill_at):
         assert a.scale(spec) == b.scale(spec) > 0
     assert int(a.tokens_seen) == int(b.tokens_seen) > 0
     assert any(int(a.since_fired(s).max()) > 0 for s in a.specs)
-    folders = [Path(m.trainer.log_dir) / "dictionaries" for m in (straight, resumed)]
+    folders = [log_dir(m.trainer) / "dictionaries" for m in (straight, resumed)]
     for name in ("layer_0", "layer_2"):
         for folder in folders:
             verify_manifest(folder / name)
