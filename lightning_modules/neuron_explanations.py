@@ -19,9 +19,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import lightning as L
 import torch
-from transformer_lens import HookedTransformer
 
 from circuitforge.explanations.atlas_view import AtlasView, read_atlas
 from circuitforge.explanations.chunk import (
@@ -47,7 +45,7 @@ from circuitforge.explanations.snapshot import (
 from circuitforge.model.hooks import resid_pre
 from circuitforge.model.internals import mlp_width
 from circuitforge.model.placement import DevicePlan, place_model
-from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
+from circuitforge.model.spec import FrozenModelSpec
 from circuitforge.numerics import require_at_least_one
 from circuitforge.patchscope.baseline import DEFAULT as DEFAULT_BASELINE
 from circuitforge.patchscope.baseline import (
@@ -61,13 +59,13 @@ from circuitforge.patchscope.prompt import locate_placeholder
 from circuitforge.patchscope.recipe import Recipe
 from circuitforge.sae.matching import MatchedSAE, SAESource, load_matching_sae
 from datamodules.neuron_batches import NeuronBatchDataModule, NeuronChunk
-from lightning_modules.frozen_holder import Unregistered
+from lightning_modules.frozen_model_module import FrozenModelModule
 from lightning_modules.frozen_model_strategy import FrozenModelStrategy
 from lightning_modules.resume import SnapshotRun, check_snapshot
 from lightning_modules.trainer_access import datamodule_of
 
 
-class NeuronExplanationModule(SnapshotRun, L.LightningModule):
+class NeuronExplanationModule(SnapshotRun, FrozenModelModule):
     EXPERIMENT = "neuron_explanations"
     SNAPSHOTS = FOLDER
 
@@ -121,12 +119,12 @@ class NeuronExplanationModule(SnapshotRun, L.LightningModule):
             its finished neurons are kept and its chunk under way continues from its last step.
         n_words: removed; refused, naming `baseline: {words: N}`.
         """
-        super().__init__()
+        super().__init__(model)
         self.save_hyperparameters()
         require_at_least_one(
             steps=steps, new_tokens=new_tokens, decode_batch_size=decode_batch_size, top_k=top_k
         )
-        self.spec, self.source_layer, self.target_layer = model, source_layer, target_layer
+        self.source_layer, self.target_layer = source_layer, target_layer
         self.seeds = [0] if seeds is None else list(seeds)
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: at least one, each once; got {self.seeds}")
@@ -134,7 +132,7 @@ class NeuronExplanationModule(SnapshotRun, L.LightningModule):
         self.baseline_setting = checked_baseline(baseline, n_words)
         self.init_noise, self.steps = init_noise, steps
         self.top_k, self.snapshot_every = top_k, snapshot_every_n_steps
-        frozen = load_frozen_model(model)
+        frozen = self.frozen_model
         check_layers_and_neurons(frozen, source_layer, target_layer, [0])
         self.prompt = locate_placeholder(frozen, prompt, placeholder)
         self.decoder = Decoder(
@@ -148,7 +146,6 @@ class NeuronExplanationModule(SnapshotRun, L.LightningModule):
         self.matched: MatchedSAE = load_matching_sae(
             sae, resid_pre(source_layer), frozen.cfg.d_model
         )
-        self._frozen = Unregistered(frozen)
         self.baseline = torch.zeros(frozen.cfg.d_model)
         self.typical_norm = 0.0
         self.context_reference = torch.zeros(0)
@@ -158,10 +155,6 @@ class NeuronExplanationModule(SnapshotRun, L.LightningModule):
         self.in_progress: ChunkState | None = None
         self.timings: list[dict] = []  # per chunk done by this process in this run
         self.log_dir: Path | None = None
-
-    @property
-    def frozen_model(self) -> HookedTransformer:
-        return self._frozen.model
 
     @property
     def injection_layer(self) -> int:

@@ -11,15 +11,13 @@ from __future__ import annotations
 import math
 from typing import cast
 
-import lightning as L
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-from transformer_lens import HookedTransformer
 
 from circuitforge.atlas.vector_x import AtlasSeed, atlas_seeds
 from circuitforge.model.hooks import resid_pre
-from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
+from circuitforge.model.spec import FrozenModelSpec
 from circuitforge.numerics import require_at_least_one
 from circuitforge.patchscope.baseline import DEFAULT as DEFAULT_BASELINE
 from circuitforge.patchscope.baseline import (
@@ -32,7 +30,7 @@ from circuitforge.patchscope.constraints import NormConstraint
 from circuitforge.patchscope.objective import NeuronObjective, check_layers_and_neurons
 from circuitforge.patchscope.prompt import locate_placeholder
 from circuitforge.patchscope.recipe import LrScale, Recipe, step
-from lightning_modules.frozen_holder import Unregistered
+from lightning_modules.frozen_model_module import FrozenModelModule
 
 INITS = ("baseline", "zeros", "random", "atlas")
 
@@ -45,7 +43,7 @@ def checked_init(init: str) -> str:
     return init
 
 
-class ResidualVectorModule(L.LightningModule):
+class ResidualVectorModule(FrozenModelModule):
     EXPERIMENT = "residual_vector"
     baseline: torch.Tensor  # buffers (registered in __init__)
     typical_norm: torch.Tensor
@@ -106,11 +104,11 @@ class ResidualVectorModule(L.LightningModule):
         steps_per_epoch: optimisation steps per epoch (after each: callbacks, checkpoint).
         n_words: removed; refused, naming `baseline: {words: N}`.
         """
-        super().__init__()
+        super().__init__(model)
         self.save_hyperparameters()
         self.automatic_optimization = False  # each step is the recipe's own `step`
         seeds = [0] if seeds is None else list(seeds)
-        self.spec, self.source_layer, self.target_layer = model, source_layer, target_layer
+        self.source_layer, self.target_layer = source_layer, target_layer
         self.init, self.target_activation = checked_init(init), target_activation
         self.recipe = Recipe(lr, lr_scale, norm_constraint)  # refuses a bad lr
         self.baseline_setting = checked_baseline(baseline, n_words)
@@ -118,7 +116,7 @@ class ResidualVectorModule(L.LightningModule):
         self.steps_per_epoch = steps_per_epoch
         if target_activation is not None and not math.isfinite(target_activation):
             raise ValueError(f"target_activation must be a finite number, got {target_activation}")
-        frozen = load_frozen_model(model)
+        frozen = self.frozen_model
         self.atlas_seeds: list[AtlasSeed] = []
         if init == "atlas":
             if atlas is None:
@@ -129,7 +127,6 @@ class ResidualVectorModule(L.LightningModule):
             raise ValueError("give the target neuron(s); only init: atlas can pick one itself")
         check_layers_and_neurons(frozen, source_layer, target_layer, list(neurons))
         self.prompt = locate_placeholder(frozen, prompt, placeholder)
-        self._frozen = Unregistered(frozen)
         self.vector_neurons = [n for n in neurons for _ in seeds]
         self.vector_seeds = [s for _ in neurons for s in seeds]
         d_model = frozen.cfg.d_model
@@ -141,10 +138,6 @@ class ResidualVectorModule(L.LightningModule):
         self._objective: NeuronObjective | None = None
 
     # --- what the strategy and the callbacks read ------------------------------------------
-    @property
-    def frozen_model(self) -> HookedTransformer:
-        return self._frozen.model
-
     @property
     def injection_layer(self) -> int:
         return self.source_layer
