@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -51,18 +50,6 @@ def _read_local(path: Path, text_field: str) -> list[str]:
             raise ValueError(f"{path}:{number} has no field {text_field!r}")
         texts.append(str(record[text_field]))
     return texts
-
-
-def content_digest(source: str) -> str | None:
-    """sha256 of a local corpus file (None for a hub dataset), for caches keyed by content."""
-    path = Path(source)
-    if not path.is_file():
-        return None
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_hub(name: str, n: int | None, text_field: str) -> list[str]:
