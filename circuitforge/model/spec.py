@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -153,4 +155,46 @@ def _load_pretrained(name: str, dtype: torch.dtype, process_weights: bool) -> Ho
     if process_weights:
         # TransformerLens types dtype by its "float32" default; it takes a torch.dtype too
         return HookedTransformer.from_pretrained(name, dtype=dtype, device="cpu")  # pyright: ignore[reportArgumentType]
-    return HookedTransformer.from_pretrained_no_processing(name, dtype=dtype, device="cpu")
+    with weights_not_processed():
+        return HookedTransformer.from_pretrained_no_processing(name, dtype=dtype, device="cpu")
+
+
+@contextmanager
+def weights_not_processed() -> Iterator[None]:
+    """Within: TransformerLens's weight processing with every step off returns its input as is.
+
+    TransformerLens 3.9's `ProcessWeights.process_weights` upcasts the whole state dict to fp32
+    before it looks at which steps are on, and casts it back after: with none on, an exact round
+    trip that doubles a bf16 model in memory while loading (Gemma-2-2B: a 12.8 GB fp32 copy of its
+    6.4 GB state dict; the bf16 load passed 13.6 GB here, docs/measurements/issue28_rehearsal.md).
+    """
+    from transformer_lens.weight_processing import ProcessWeights
+
+    original = ProcessWeights.__dict__["process_weights"]
+
+    def process_weights(  # TransformerLens's signature and defaults
+        state_dict,
+        cfg,
+        fold_ln=True,
+        center_writing_weights=True,
+        center_unembed=True,
+        fold_value_biases=True,
+        refactor_factored_attn_matrices=False,
+        **kwargs,
+    ):
+        steps = (
+            fold_ln,
+            center_writing_weights,
+            center_unembed,
+            fold_value_biases,
+            refactor_factored_attn_matrices,
+        )
+        if any(steps):
+            return original.__func__(state_dict, cfg, *steps, **kwargs)
+        return state_dict
+
+    ProcessWeights.process_weights = staticmethod(process_weights)
+    try:
+        yield
+    finally:
+        ProcessWeights.process_weights = original
