@@ -63,5 +63,21 @@ def _read_hub(name: str, n: int | None, text_field: str) -> list[str]:
     import datasets
 
     split = "train" if n is None else f"train[:{n}]"
-    rows = datasets.load_dataset(name, split=split)
+    rows = datasets.load_dataset(_dataset_path(name), split=split)
     return [str(t) for t in rows[text_field]]
+
+
+def _dataset_path(name: str) -> str:
+    """`name` when the hub can be reached; offline, its snapshot in the hub cache.
+
+    Offline, `datasets.load_dataset(name)` reads only its own arrow cache (`HF_HOME/datasets`,
+    written by an earlier online load) and refuses a dataset that is only in the hub cache
+    (`huggingface-cli download --repo-type dataset`); the snapshot folder loads from either.
+    """
+    from circuitforge.hub import hub_is_reachable
+
+    if hub_is_reachable():
+        return name
+    from huggingface_hub import snapshot_download
+
+    return snapshot_download(name, repo_type="dataset", local_files_only=True)
