@@ -4,6 +4,7 @@ from callbacks.analysis_export import AnalysisExport
 from callbacks.atlas_export import AtlasExport
 from callbacks.circuit_export import CircuitExport
 from callbacks.dictionary_export import DictionaryExport
+from callbacks.explanation_benchmark_export import ExplanationBenchmarkExport
 from callbacks.feature_circuit_export import FeatureCircuitExport
 from callbacks.language_model_evaluation import LanguageModelEvaluation
 from callbacks.model_directory_export import ModelDirectoryExport
@@ -15,6 +16,7 @@ from callbacks.sae_decomposition import SAEDecomposition
 
 __all__ = [
     "DictionaryExport",
+    "ExplanationBenchmarkExport",
     "NeuronExplanationExport",
     "AnalysisExport",
     "AtlasExport",

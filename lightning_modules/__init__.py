@@ -5,6 +5,7 @@ from lightning_modules.activation_patching import ActivationPatchingModule
 from lightning_modules.dictionary_training import DictionaryTraining
 from lightning_modules.direct_logit_attribution import DirectLogitAttributionModule
 from lightning_modules.edge_coefficients import EdgeCoefficientsModule
+from lightning_modules.explanation_benchmark import ExplanationBenchmarkModule
 from lightning_modules.feature_circuit import FeatureCircuitModule
 from lightning_modules.frozen_model_strategy import FrozenModelStrategy
 from lightning_modules.language_model_pretraining import LanguageModelPretraining
@@ -19,6 +20,7 @@ __all__ = [
     "ActivationPatchingModule",
     "DirectLogitAttributionModule",
     "EdgeCoefficientsModule",
+    "ExplanationBenchmarkModule",
     "FeatureCircuitModule",
     "LanguageModelPretraining",
     "LogitLensModule",
