@@ -32,9 +32,9 @@ class DictionaryExport(L.Callback):
     def export(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         module = module_of(pl_module, DictionaryTraining, self)
         data = datamodule_of(trainer, ActivationTokensDataModule, self)
+        folder = self.folder(trainer)  # trainer.log_dir is a collective under ddp: all ask
         if not trainer.is_global_zero or self._written_at == trainer.global_step:
             return
-        folder = self.folder(trainer)
         folder.mkdir(parents=True, exist_ok=True)
         for spec in module.specs:
             dead = module.since_fired(spec) >= module.dead_window

@@ -5,8 +5,14 @@ BOS), read in an order fixed by (seed, epoch); the held-out split (the corpus's 
 or its last `heldout_fraction` of documents) is never trained on and feeds the evaluation.
 The loader yields `{"tokens", "epoch", "index"}`; the datamodule records the last batch that
 reached training (`on_after_batch_transfer`) and saves it in the checkpoint (`state_dict`), so
-`--ckpt_path last` continues mid-epoch at the next batch, none lost or repeated. The tokenizer
-is the frozen model's (the module hands it over in its `setup`, before any forward).
+`--ckpt_path last` continues mid-epoch at the next batch, none lost or repeated. The loader
+(`TokenWindows`) has the same state (`state_dict` / `load_state_dict`, Lightning's interface of a
+resumable loader), so Lightning knows it resumes mid-epoch exactly. Under ddp (`--trainer.strategy
+ddp --trainer.devices N`) the epoch's batches are dealt out: step s of process r reads batch
+s * N + r of the epoch's order (the batches past the last whole round are left out), so the N
+processes read disjoint slices and one optimizer step sees N batches; a run resumes only with
+the number of processes that wrote its checkpoint. The tokenizer is the frozen model's (the
+module hands it over in its `setup`, before any forward).
 """
 
 from __future__ import annotations
@@ -23,18 +29,35 @@ from circuitforge.numerics import require_at_least_one
 
 
 class TokenWindows:
-    """An epoch's batches: the first `n_rows` rows of the epoch's order, from batch `start` on
-    when the epoch is a resumed one."""
+    """An epoch's batches: the first `n_rows` rows of the epoch's order, cut into batches, of
+    which process `rank` of `processes` reads every `processes`-th; from step `start` on when the
+    epoch is a resumed one."""
 
     def __init__(
-        self, rows: torch.Tensor, n_rows: int, batch_size: int, seed: int, epoch_of
+        self,
+        rows: torch.Tensor,
+        n_rows: int,
+        batch_size: int,
+        seed: int,
+        epoch_of,
+        rank: int = 0,
+        processes: int = 1,
     ) -> None:
+        if not 0 <= rank < processes:
+            raise ValueError(f"process {rank} of {processes}: no such process")
         self.rows, self.n_rows, self.batch_size = rows, n_rows, batch_size
         self.seed, self.epoch_of = seed, epoch_of  # epoch_of(): the trainer's current epoch
-        self.start: tuple[int, int] | None = None  # (epoch, batch) to resume at, once
+        self.rank, self.processes = rank, processes
+        self.start: tuple[int, int] | None = None  # (epoch, step) to resume at, once
+        self.position: tuple[int, int] | None = None  # (epoch, next step) of training
 
     def __len__(self) -> int:
-        return self.n_rows // self.batch_size
+        """Steps per epoch (each process reads one batch per step)."""
+        return (self.n_rows // self.batch_size) // self.processes
+
+    def batch_of(self, step: int) -> int:
+        """The batch of the epoch's order this process reads at `step`."""
+        return step * self.processes + self.rank
 
     def __iter__(self):
         epoch = self.epoch_of()
@@ -45,8 +68,26 @@ class TokenWindows:
             self.start = None
         order = epoch_order(self.rows.shape[0], self.seed, epoch)
         for index in range(first, len(self)):
-            picked = order[index * self.batch_size : (index + 1) * self.batch_size]
+            batch = self.batch_of(index)
+            picked = order[batch * self.batch_size : (batch + 1) * self.batch_size]
             yield {"tokens": self.rows[picked], "epoch": epoch, "index": index}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"position": self.position, "processes": self.processes}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        check_processes(state, self.processes)
+        self.position = self.start = state.get("position")
+
+
+def check_processes(state: dict[str, Any], processes: int) -> None:
+    """Refuse a resume with another number of processes (it would deal the batches otherwise)."""
+    saved = state.get("processes", 1)
+    if saved != processes:
+        raise ValueError(
+            f"the checkpoint was written by {saved} process(es) and this run has {processes}: "
+            "dictionary training resumes only with the same trainer.devices"
+        )
 
 
 class ActivationTokensDataModule(L.LightningDataModule):
@@ -155,19 +196,39 @@ class ActivationTokensDataModule(L.LightningDataModule):
                 self.batch_size,
                 self.seed,
                 self._current_epoch,
+                rank=self._trainer_int("global_rank", 0),
+                processes=self._processes(),
             )
+            if len(self.loader) == 0:
+                raise ValueError(
+                    f"{self.n_rows // self.batch_size} batches per epoch cannot be dealt to "
+                    f"{self.loader.processes} processes: fewer devices or more data"
+                )
         self.loader.start = self.resume_at
+        self.loader.position = self.position
         self.resume_at = None
         return self.loader
+
+    def _trainer_int(self, name: str, default: int) -> int:
+        return int(getattr(self.trainer, name, default)) if self.trainer is not None else default
+
+    def _processes(self) -> int:
+        return self._trainer_int("world_size", 1)
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         if self.trainer is not None and self.trainer.training:
             self.position = (int(batch["epoch"]), int(batch["index"]) + 1)
+            if self.loader is not None:
+                self.loader.position = self.position
         return batch
 
     def state_dict(self) -> dict[str, Any]:
-        return {"position": self.position}
+        state: dict[str, Any] = {"position": self.position}
+        if self._processes() != 1:
+            state["processes"] = self._processes()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        check_processes(state, self._processes())
         self.position = state.get("position")
         self.resume_at = self.position

@@ -8,6 +8,9 @@ loss, AuxK included, is sae-lens's (`circuitforge.dictionaries.training`). Befor
 step `b_dec` is set to the data mean and the input scale measured on a first slice of the
 stream (`circuitforge.dictionaries.centring`); both, the dead-feature counters and the token
 count are buffers, so a checkpoint carries them. `callbacks.DictionaryExport` writes the SAEs.
+Under ddp (`--trainer.strategy ddp --trainer.devices N`) each process reads its own slice of the
+token stream (`ActivationTokensDataModule`), DDP averages the gradients, and the counters are
+summed across processes, so every process holds the same dictionaries and counters.
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ from circuitforge.dictionaries.centring import centre_decoder_bias, input_statis
 from circuitforge.dictionaries.export import inference_copy
 from circuitforge.dictionaries.specs import DictionarySpec, check_specs, hook_width, training_sae
 from circuitforge.dictionaries.tokens import trained_positions
-from circuitforge.dictionaries.training import training_step
+from circuitforge.dictionaries.training import SumAcrossProcesses, average_buffers, training_step
+from circuitforge.model.placement import DevicePlan, place_model
 from circuitforge.model.spec import FrozenModelSpec
 from circuitforge.numerics import check_finite, require_at_least_one
 from datamodules.activation_tokens import ActivationTokensDataModule
 from lightning_modules.frozen_model_module import FrozenModelModule
+from lightning_modules.frozen_model_strategy import FrozenModelStrategy
 from lightning_modules.trainer_access import datamodule_of
 
 
@@ -103,6 +108,20 @@ class DictionaryTraining(FrozenModelModule):
         if datamodule is None or not hasattr(datamodule, "bind_tokenizer"):
             raise ValueError("DictionaryTraining needs data: ActivationTokensDataModule")
         datamodule.bind_tokenizer(self.frozen_model)
+        if not isinstance(self.trainer.strategy, FrozenModelStrategy):
+            # ddp and friends: each process holds the whole frozen model on its own device.
+            device = self.trainer.strategy.root_device
+            place_model(
+                self.frozen_model, DevicePlan.split(self.frozen_model.cfg.n_layers, [device])
+            )
+
+    def sum_across_processes(self) -> SumAcrossProcesses | None:
+        """Under ddp: an all-reduce (sum) that keeps the dead-feature counters and the token
+        count equal in every process; None in a single process."""
+        if self.trainer.world_size == 1:
+            return None
+        strategy = self.trainer.strategy
+        return lambda tensor: strategy.reduce(tensor, reduce_op="sum")
 
     def activations(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
         positions = trained_positions(tokens, self.tokens_data().excluded)
@@ -129,9 +148,9 @@ class DictionaryTraining(FrozenModelModule):
         acts = self.activations(batch["tokens"])
         total = torch.zeros((), device=self.device)
         n_tokens = 0
+        share = self.sum_across_processes()
         for spec in self.specs:
             x = acts[spec.hook] * self.scale(spec)
-            n_tokens = x.shape[0]
             with torch.autocast(self.device.type, torch.bfloat16, enabled=self.sae_bf16):
                 result = training_step(
                     self.saes[spec.key()],
@@ -139,7 +158,11 @@ class DictionaryTraining(FrozenModelModule):
                     self.since_fired(spec),
                     self.dead_window,
                     self.global_step,
+                    share,
                 )
+            n_tokens = result.tokens
+            if share is not None:
+                average_buffers(self.saes[spec.key()], share, self.trainer.world_size)
             check_finite(self.global_step, f"Lower lr (now {self.lr}).", loss=result.loss)
             total = total + result.loss
             for metric, value in result.metrics.items():

@@ -177,3 +177,20 @@ def test_a_budget_beyond_the_corpus_is_refused_before_any_forward(tmp_path, monk
 
 def _no_forward(*args, **kwargs):
     raise AssertionError("the model ran before the input was checked")
+
+
+def test_a_mid_epoch_resume_has_a_resumable_loader(tmp_path, recwarn):
+    """The loader keeps its position itself (Lightning's state_dict interface), so Lightning's
+    "your dataloader is not resumable" warning does not appear (the kill test shows the position
+    is exact)."""
+    first = main(run_args(tmp_path, "--trainer.max_steps=2"))
+    saved = torch.load(log_dir(first.trainer) / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [
+        {"position": (0, 2), "processes": 1}
+    ]
+    assert saved["ActivationTokensDataModule"] == {"position": (0, 2)}  # as before: old runs
+    recwarn.clear()
+    resumed = main(run_args(tmp_path, "--trainer.max_steps=4", "--ckpt_path=last"))
+    assert resumed.trainer.global_step == 4
+    assert resumed.datamodule.position == (0, 4)
+    assert not [w for w in recwarn if "not resumable" in str(w.message)]
