@@ -7,6 +7,12 @@ one chunk of B neurons (`NeuronBatchDataModule`) and
    `configs/patchscope/gemma3_l6_n969.yaml`, with each neuron's hinge at its atlas maximum);
 2. decodes them with the Patchscope, reads their SAE features, and scores both views
    (`circuitforge.explanations.chunk`, `scores`).
+The recipe's options (all off by default: the old recipe): the norm held at the typical norm
+(`norm_constraint: sphere`), a specificity term, X started from (`init: contexts`) and kept
+near (`anchor`) the mean residual of the neuron's top atlas contexts, several carrier prompts
+(`carrier_prompts`), rows stopped at their target (`freeze_at_target`), decoding at the
+injection scale a rule picks (`injection_scales`). `trainer.precision: bf16-mixed` runs the
+optimisation and decoding under bf16 autocast; the scores are read in fp32.
 The vectors are the only thing optimised; the model is frozen. Progress is written after every
 step (`circuitforge.explanations.snapshot`): the same command line with `--ckpt_path last`
 continues an interrupted sweep with nothing redone. Under ddp each process takes every
@@ -21,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from circuitforge.explanations.atlas_view import AtlasView, read_atlas
+from circuitforge.explanations.atlas_view import AtlasView, context_residuals, read_atlas
 from circuitforge.explanations.chunk import (
     Decoder,
     context_features,
@@ -54,9 +60,16 @@ from circuitforge.patchscope.baseline import (
     checked_baseline,
     placeholder_baseline,
 )
-from circuitforge.patchscope.objective import NeuronObjective, check_layers_and_neurons
+from circuitforge.patchscope.constraints import NormConstraint
+from circuitforge.patchscope.objective import (
+    CarrierObjective,
+    NeuronObjective,
+    check_layers_and_neurons,
+    neuron_objective,
+)
 from circuitforge.patchscope.prompt import locate_placeholder
 from circuitforge.patchscope.recipe import Recipe
+from circuitforge.patchscope.scales import check_scales
 from circuitforge.sae.matching import MatchedSAE, SAESource, load_matching_sae
 from datamodules.neuron_batches import NeuronBatchDataModule, NeuronChunk
 from lightning_modules.frozen_model_module import FrozenModelModule
@@ -90,6 +103,13 @@ class NeuronExplanationModule(SnapshotRun, FrozenModelModule):
         top_k: int = 10,
         snapshot_every_n_steps: int = 1,
         n_words: int | None = None,
+        norm_constraint: NormConstraint = "ball",
+        specificity: float = 0.0,
+        anchor: float = 0.0,
+        init: str = "baseline",
+        carrier_prompts: list[str] | None = None,
+        freeze_at_target: bool = False,
+        injection_scales: list[float] | None = None,
     ) -> None:
         """Args:
         model: the frozen language model.
@@ -118,6 +138,21 @@ class NeuronExplanationModule(SnapshotRun, FrozenModelModule):
             chunk); 0: only after chunks. `--ckpt_path last` continues an interrupted sweep:
             its finished neurons are kept and its chunk under way continues from its last step.
         n_words: removed; refused, naming `baseline: {words: N}`.
+        norm_constraint: `ball` (rows longer than the typical norm shrunk to it), `sphere` (the
+            norm held at the typical norm) or `none`.
+        specificity: weight of the mean over the layer's other neurons of relu(a) / their atlas
+            maximum (`Recipe.specificity`).
+        anchor: weight of ||x - x0||^2 / typical_norm^2 (`Recipe.anchor`), x0 the start.
+        init: `baseline` (the word baseline) or `contexts`: the mean residual at
+            `blocks.{source_layer}.hook_resid_pre` of the neuron's top atlas contexts.
+        carrier_prompts: more prompts X is injected into besides `prompt` (each with one
+            placeholder); the neuron's activation is their mean. List `target_prompt` to
+            optimise in the reading prompt too.
+        freeze_at_target: a row stops at the first step it reaches its target.
+        injection_scales: decode each vector at one of these multiples of itself, the
+            smallest at which its neuron reaches its atlas maximum at the reading prompt's
+            placeholder (else the one where it is largest; `circuitforge/patchscope/scales.py`).
+            Default `[1.0]`.
         """
         super().__init__(model)
         self.save_hyperparameters()
@@ -128,18 +163,23 @@ class NeuronExplanationModule(SnapshotRun, FrozenModelModule):
         self.seeds = [0] if seeds is None else list(seeds)
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: at least one, each once; got {self.seeds}")
-        self.recipe = Recipe(lr, "typical_norm", "ball")  # refuses a bad lr
+        self.recipe = Recipe(lr, "typical_norm", norm_constraint, specificity, anchor)
+        if init not in ("baseline", "contexts"):
+            raise ValueError(f"init must be 'baseline' or 'contexts', got {init!r}")
+        self.init, self.freeze_at_target = init, freeze_at_target
         self.baseline_setting = checked_baseline(baseline, n_words)
         self.init_noise, self.steps = init_noise, steps
         self.top_k, self.snapshot_every = top_k, snapshot_every_n_steps
         frozen = self.frozen_model
         check_layers_and_neurons(frozen, source_layer, target_layer, [0])
         self.prompt = locate_placeholder(frozen, prompt, placeholder)
+        self.carriers = [locate_placeholder(frozen, p, placeholder) for p in carrier_prompts or []]
         self.decoder = Decoder(
             locate_placeholder(frozen, target_prompt, placeholder),
             alpha,
             new_tokens,
             decode_batch_size,
+            tuple(check_scales([1.0] if injection_scales is None else list(injection_scales))),
         )
         self.atlas_path = atlas
         self.view: AtlasView = read_atlas(atlas, target_layer, mlp_width(frozen))
@@ -150,7 +190,8 @@ class NeuronExplanationModule(SnapshotRun, FrozenModelModule):
         self.typical_norm = 0.0
         self.context_reference = torch.zeros(0)
         self.context_top: dict[int, tuple[list[int], torch.Tensor]] = {}
-        self._objective: NeuronObjective | None = None
+        self._objective: NeuronObjective | CarrierObjective | None = None
+        self.starts: dict[int, torch.Tensor] = {}  # init: contexts, per neuron
         self.rows: dict[int, dict] = {}
         self.in_progress: ChunkState | None = None
         self.timings: list[dict] = []  # per chunk done by this process in this run
@@ -174,12 +215,18 @@ class NeuronExplanationModule(SnapshotRun, FrozenModelModule):
         self.context_reference = reference_features(model, self.view, self.matched)
 
     @property
-    def objective(self) -> NeuronObjective:
+    def objective(self) -> NeuronObjective | CarrierObjective:
         if self._objective is None:
-            self._objective = NeuronObjective(
-                self.frozen_model, self.prompt, self.source_layer, self.target_layer
+            self._objective = neuron_objective(
+                self.frozen_model,
+                [self.prompt, *self.carriers],
+                self.source_layer,
+                self.target_layer,
             )
         return self._objective
+
+    def natural_maxima(self) -> torch.Tensor:
+        return torch.tensor([self.view.natural_max(n) for n in range(len(self.view.neurons))])
 
     # --- the sweep ---------------------------------------------------------------------------
     def on_predict_epoch_start(self) -> None:
@@ -200,9 +247,19 @@ class NeuronExplanationModule(SnapshotRun, FrozenModelModule):
         todo = [n for chunk in chunks for n in chunk if n not in self.rows]
         d_mlp = mlp_width(self.frozen_model)
         wanted = list(dict.fromkeys(todo + [other_neuron(n, d_mlp) for n in todo]))
+        hook = self.matched.hook_name  # the tensor of blocks.{S}.hook_resid_pre (init: contexts)
+        residuals = context_residuals(self.frozen_model, self.view, wanted, hook)
         self.context_top = context_features(
-            self.frozen_model, self.view, self.matched, wanted, self.top_k, self.context_reference
+            self.frozen_model,
+            self.view,
+            self.matched,
+            wanted,
+            self.top_k,
+            self.context_reference,
+            residuals,
         )
+        if self.init == "contexts":
+            self.starts = {n: residuals[n].mean(0) for n in todo if len(residuals[n])}
 
     def predict_step(self, batch: NeuronChunk, batch_idx: int) -> None:
         if torch.is_inference_mode_enabled():
@@ -216,10 +273,9 @@ class NeuronExplanationModule(SnapshotRun, FrozenModelModule):
         rows_seeds = [s for _ in neurons for s in self.seeds]
         started = time.perf_counter()
         state = self.in_progress
+        starts = torch.cat([self.start_rows(n) for n in neurons])
         if state is None or state.neurons != rows_neurons:
-            start = initial_rows(self.baseline, self.typical_norm, self.seeds, self.init_noise)
-            x = start.repeat(len(neurons), 1)
-            state = ChunkState(rows_neurons, rows_seeds, 0, x, {}, [])
+            state = ChunkState(rows_neurons, rows_seeds, 0, starts, {}, [])
         targets = torch.tensor([self.view.natural_max(n) for n in rows_neurons])
         state = optimise_chunk(
             self.objective,
@@ -229,6 +285,9 @@ class NeuronExplanationModule(SnapshotRun, FrozenModelModule):
             self.typical_norm,
             targets,
             on_step=self._save_step,
+            freeze_at_target=self.freeze_at_target,
+            other_maxima=self.natural_maxima() if self.recipe.specificity > 0 else None,
+            anchor_to=starts if self.recipe.anchor > 0 else None,
         )
         optimised = time.perf_counter()
         final = final_activations(self.objective, state.x, rows_neurons)
@@ -242,7 +301,7 @@ class NeuronExplanationModule(SnapshotRun, FrozenModelModule):
                 self.target_layer,
                 state.x,
                 final,
-                self.baseline.to(self.objective.prefix.device),
+                self.baseline.to(self.objective.device),
                 rows_neurons,
                 rows_seeds,
                 self.top_k,
@@ -264,6 +323,13 @@ class NeuronExplanationModule(SnapshotRun, FrozenModelModule):
         )
         self.in_progress = None
         self.save_progress()
+
+    def start_rows(self, neuron: int) -> torch.Tensor:
+        """The neuron's rows' starts (one per seed): the baseline, or its contexts' mean."""
+        if self.init == "contexts" and neuron not in self.starts:
+            raise ValueError(f"init: contexts, but neuron {neuron} has no atlas contexts")
+        centre = self.starts[neuron] if self.init == "contexts" else self.baseline
+        return initial_rows(centre, self.typical_norm, self.seeds, self.init_noise)
 
     def _save_step(self, state: ChunkState) -> None:
         self.in_progress = state

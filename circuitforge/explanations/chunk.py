@@ -3,6 +3,10 @@
 `explain_rows` takes the optimised vectors of a chunk (`optimise.optimise_chunk`), decodes
 them with the Patchscope, and builds one row per neuron: its atlas contexts, its decodings,
 its top SAE features and the context features, and the scores of `scores.py`.
+
+With `Decoder.scales` other than `(1.0,)` each vector is decoded at the scale the rule of
+`circuitforge/patchscope/scales.py` picks (it reads only the neuron at the reading prompt).
+The scores are read in fp32 even where the run decodes under bf16 autocast.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from circuitforge.explanations.scores import (
 from circuitforge.model.internals import mlp_width
 from circuitforge.patchscope.generation import patchscope_decode
 from circuitforge.patchscope.prompt import PlaceholderPrompt
+from circuitforge.patchscope.scales import choose_scales
 from circuitforge.sae.matching import MatchedSAE
 
 
@@ -36,6 +41,7 @@ class Decoder:
     alpha: float
     new_tokens: int
     batch_size: int  # vectors decoded at once (3 streams each)
+    scales: tuple[float, ...] = (1.0,)  # injection scales the rule picks from
 
 
 def decode_rows(
@@ -46,7 +52,18 @@ def decode_rows(
     x: Float[Tensor, "rows d_model"],
     baseline: Float[Tensor, " d_model"],
     neurons: list[int],
-) -> tuple[list[str], list[str]]:
+    targets: Float[Tensor, " rows"] | None = None,
+) -> tuple[list[str], list[str], list[float]]:
+    """The contrastive and plain decodings of each row, and the scale it was decoded at."""
+    scales = torch.ones(len(neurons))
+    if decoder.scales != (1.0,):
+        if targets is None:
+            raise ValueError("injection scales need the neurons' targets")
+        scales = choose_scales(
+            model, decoder.prompt, source_layer, target_layer, x.to(baseline.device), neurons,
+            targets, list(decoder.scales),
+        )  # fmt: skip
+        x = x * scales[:, None].to(x)
     contrastive, plain = [], []
     for start in range(0, len(neurons), decoder.batch_size):
         part = slice(start, start + decoder.batch_size)
@@ -63,7 +80,7 @@ def decode_rows(
         )
         contrastive += decoded.contrastive_text
         plain += decoded.plain_text
-    return contrastive, plain
+    return contrastive, plain, scales.tolist()
 
 
 def feature_rows(matched: MatchedSAE, features: list[int], values: Tensor) -> list[dict]:
@@ -96,10 +113,12 @@ def explain_rows(
 
     X's features are ranked by their increase over the baseline's; the contexts' come from
     `context_features` (for these neurons and their random others)."""
-    contrastive, plain = decode_rows(
-        model, decoder, source_layer, target_layer, x, baseline, neurons
+    targets = torch.tensor([view.natural_max(n) for n in neurons])
+    contrastive, plain, scales = decode_rows(
+        model, decoder, source_layer, target_layer, x, baseline, neurons, targets
     )
-    maxima = text_maxima(model, contrastive + plain, target_layer)  # [2 rows, d_mlp]
+    with torch.autocast(baseline.device.type, enabled=False):  # scores in fp32
+        maxima = text_maxima(model, contrastive + plain, target_layer)  # [2 rows, d_mlp]
     sae = matched.sae
     x_features = sae_activations(sae, x)
     baseline_features = sae_activations(sae, baseline[None])[0]
@@ -128,6 +147,11 @@ def explain_rows(
                 "final_activation": [final_activation[i] for i in idx],
                 "contrastive_text": [contrastive[i] for i in idx],
                 "plain_text": [plain[i] for i in idx],
+                **(
+                    {"injection_scale": [scales[i] for i in idx]}
+                    if decoder.scales != (1.0,)
+                    else {}
+                ),
                 "x_features": [
                     feature_rows(matched, f, x_features[i] - baseline_features)
                     for f, i in zip(feats, idx)
@@ -162,6 +186,7 @@ def context_features(
     neurons: list[int],
     top_k: int,
     reference: Float[Tensor, " feature"],
+    residuals: dict[int, Tensor] | None = None,
 ) -> dict[int, tuple[list[int], Tensor]]:
     """Per neuron: the top-k SAE features of its atlas contexts by the increase of their mean
     activation over `reference` (`reference_features`: features every context has, the

@@ -58,9 +58,14 @@ class NeuronObjective:
             residual, self.mask = embed(model, prompt.tokens)
             self.prefix = run_blocks(model, residual, 0, source_layer, self.mask)
 
-    def __call__(
-        self, vectors: Float[Tensor, "batch d_model"], neurons: Int[Tensor, " batch"]
-    ) -> Float[Tensor, " batch"]:
+    @property
+    def device(self) -> torch.device:
+        return self.prefix.device
+
+    def layer_activations(
+        self, vectors: Float[Tensor, "batch d_model"]
+    ) -> Float[Tensor, "batch d_mlp"]:
+        """Every neuron of `blocks.{T}.mlp.hook_post` at the placeholder, vectors injected."""
         batch, position = vectors.shape[0], self.prompt.position
         residual = inject_at_position(self.prefix.expand(batch, -1, -1), vectors, position)
         mask = None if self.mask is None else self.mask.expand(batch, -1)
@@ -71,5 +76,48 @@ class NeuronObjective:
 
         with self.model.hooks(fwd_hooks=[(mlp_post(self.target_layer), capture)]):
             run_blocks(self.model, residual, self.source_layer, self.target_layer + 1, mask)
-        post = captured["post"]
+        return captured["post"]
+
+    def __call__(
+        self, vectors: Float[Tensor, "batch d_model"], neurons: Int[Tensor, " batch"]
+    ) -> Float[Tensor, " batch"]:
+        post = self.layer_activations(vectors)
         return post.gather(1, neurons.to(post.device)[:, None])[:, 0].float()
+
+
+class CarrierObjective:
+    """The mean over several carrier prompts of `NeuronObjective` (the same vectors injected at
+    each prompt's placeholder): X is optimised to drive the neuron in every one of them, the
+    reading prompt among them where the recipe lists it."""
+
+    def __init__(self, carriers: list[NeuronObjective]) -> None:
+        if not carriers:
+            raise ValueError("carrier prompts: give at least one")
+        self.carriers = carriers
+
+    @property
+    def device(self) -> torch.device:
+        return self.carriers[0].device
+
+    def layer_activations(
+        self, vectors: Float[Tensor, "batch d_model"]
+    ) -> Float[Tensor, "batch d_mlp"]:
+        return torch.stack([c.layer_activations(vectors).float() for c in self.carriers]).mean(0)
+
+    def __call__(
+        self, vectors: Float[Tensor, "batch d_model"], neurons: Int[Tensor, " batch"]
+    ) -> Float[Tensor, " batch"]:
+        post = self.layer_activations(vectors)
+        return post.gather(1, neurons.to(post.device)[:, None])[:, 0]
+
+
+def neuron_objective(
+    model: HookedTransformer,
+    prompts: list[PlaceholderPrompt],
+    source_layer: int,
+    target_layer: int,
+) -> NeuronObjective | CarrierObjective:
+    """One prompt: `NeuronObjective` (the old single-prompt recipe, unchanged); several: their
+    mean (`CarrierObjective`)."""
+    objectives = [NeuronObjective(model, p, source_layer, target_layer) for p in prompts]
+    return objectives[0] if len(objectives) == 1 else CarrierObjective(objectives)

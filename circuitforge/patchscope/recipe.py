@@ -8,6 +8,11 @@ and call `step` once per optimisation step:
     loss = recipe.loss(activations, targets)      # -sum(a), or the hinge sum(relu(target - a))
     Adam step on x at `recipe.adam_rate(...)`     # lr, or lr x typical norm / sqrt(d_model)
     recipe.project(x, typical_norm)               # the norm constraint (none, ball, sphere)
+
+Two optional terms join the loss (both 0 by default: the old recipe): `specificity`, the mean
+over the layer's other neurons of relu(a_j) / their natural maximum (X should not drive them
+too), and `anchor`, ||x - x0||^2 / typical_norm^2 (X kept near where it started, e.g. its
+neuron's top contexts' residuals).
 """
 
 from __future__ import annotations
@@ -39,12 +44,17 @@ class Recipe:
         rate is `lr x typical_norm / sqrt(d_model)`: one step moves X by about `lr` of the
         typical residual norm, whatever the model's scale).
     norm_constraint: after each step, `none`, `ball` (rows longer than the typical norm are
-        shrunk to it) or `sphere` (every row rescaled to it).
+        shrunk to it) or `sphere` (every row rescaled to it: the norm held at the typical norm).
+    specificity: weight of the mean over the layer's other neurons j of relu(a_j) / max_j (their
+        natural maxima, `other_maxima` of `step`; neurons whose maximum is <= 0 left out).
+    anchor: weight of ||x - x0||^2 / typical_norm^2 per row (`anchor_to` of `step`: x0).
     """
 
     lr: float = 0.003
     lr_scale: LrScale = "typical_norm"
     norm_constraint: NormConstraint = "ball"
+    specificity: float = 0.0
+    anchor: float = 0.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.lr) and self.lr > 0):
@@ -56,6 +66,10 @@ class Recipe:
                 f"norm_constraint must be one of {get_args(NormConstraint)}, "
                 f"got {self.norm_constraint!r}"
             )
+        for name in ("specificity", "anchor"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
 
     def adam_rate(self, typical_norm: float, d_model: int) -> float:
         if self.lr_scale == "absolute":
@@ -70,6 +84,31 @@ class Recipe:
         if targets is None:
             return -activations.sum()
         return torch.relu(targets.to(activations) - activations).sum()
+
+    def specificity_loss(
+        self,
+        layer: Float[Tensor, "batch d_mlp"],
+        neurons: Int[Tensor, " batch"],
+        other_maxima: Float[Tensor, " d_mlp"],
+    ) -> Float[Tensor, ""]:
+        """`specificity` x sum over rows of the mean over the other neurons j (max_j > 0) of
+        relu(a_j) / max_j."""
+        maxima = other_maxima.to(layer.device, torch.float32)
+        usable = (maxima > 0)[None].expand_as(layer).clone()
+        usable[torch.arange(len(neurons)), neurons.to(layer.device)] = False
+        relative = torch.relu(layer.float()) / maxima.clamp_min(1e-12)
+        per_row = (relative * usable).sum(-1) / usable.sum(-1).clamp_min(1)
+        return self.specificity * per_row.sum()
+
+    def anchor_loss(
+        self,
+        x: Float[Tensor, "batch d_model"],
+        anchor_to: Float[Tensor, "batch d_model"],
+        typical_norm: float,
+    ) -> Float[Tensor, ""]:
+        """`anchor` x sum over rows of ||x - x0||^2 / typical_norm^2."""
+        gap = x - anchor_to.to(x)
+        return self.anchor * (gap.pow(2).sum(-1) / typical_norm**2).sum()
 
     def make_optimizer(self, x: Tensor, typical_norm: float) -> torch.optim.Adam:
         return torch.optim.Adam([x], lr=self.adam_rate(typical_norm, x.shape[-1]))
@@ -104,14 +143,33 @@ def step(
     typical_norm: float,
     step_number: int = 0,
     backward: Callable[[Tensor], None] = Tensor.backward,
+    other_maxima: Float[Tensor, " d_mlp"] | None = None,
+    anchor_to: Float[Tensor, "batch d_model"] | None = None,
 ) -> StepResult:
     """One optimisation step of `x` (a leaf the optimizer holds), in place.
 
     Stops with `Diverged` (naming `step_number`) when the activations or the loss, or after
-    the step X, are not finite. `backward`: Lightning's `manual_backward` in a module."""
+    the step X, are not finite. `backward`: Lightning's `manual_backward` in a module.
+    `other_maxima` (the layer's natural maxima) with `recipe.specificity`, `anchor_to` (x0)
+    with `recipe.anchor`: refused when missing."""
     hint = recipe.divergence_hint(typical_norm, x.shape[-1])
-    activations = objective(x, neurons)
-    loss = recipe.loss(activations, targets)
+    if recipe.specificity > 0:
+        if other_maxima is None or not hasattr(objective, "layer_activations"):
+            raise ValueError(
+                "specificity > 0 needs the layer's natural maxima (an atlas) and an objective "
+                "that reads the whole layer"
+            )
+        layer = objective.layer_activations(x)  # type: ignore[attr-defined]
+        activations = layer.gather(1, neurons.to(layer.device)[:, None])[:, 0].float()
+        loss = recipe.loss(activations, targets)
+        loss = loss + recipe.specificity_loss(layer, neurons, other_maxima)
+    else:
+        activations = objective(x, neurons)
+        loss = recipe.loss(activations, targets)
+    if recipe.anchor > 0:
+        if anchor_to is None:
+            raise ValueError("anchor > 0 needs the vectors X is kept near (anchor_to)")
+        loss = loss + recipe.anchor_loss(x, anchor_to, typical_norm)
     check_finite(step_number, hint, activation=activations, loss=loss)
     optimizer.zero_grad(set_to_none=True)
     backward(loss)
