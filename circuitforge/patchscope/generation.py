@@ -15,7 +15,7 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from circuitforge.model.forward import forward_logits, new_kv_cache
+from circuitforge.model.forward import embed, forward_logits, new_kv_cache, run_blocks, unembed
 from circuitforge.model.hooks import mlp_post, resid_pre
 from circuitforge.model.tokenizer import decode
 from circuitforge.patchscope.injection import prefill_injection_hook
@@ -60,7 +60,9 @@ def patchscope_decode(
     ]
     contrastive, plain = [], []
     with model.hooks(fwd_hooks=hooks):
-        logits = forward_logits(model, tokens, mask, cache)[:, -1].float()
+        residual, prefill_mask = embed(model, tokens, mask, cache)  # the prompt, into the cache
+        residual = run_blocks(model, residual, 0, model.cfg.n_layers, prefill_mask, cache)
+        logits = unembed(model, residual[:, -1:])[:, -1].float()  # only the last position
         for _ in range(new_tokens):
             x, mean, p = logits[:b], logits[b : 2 * b], logits[2 * b :]
             next_c = ((1 + alpha) * x - alpha * mean).argmax(-1)
