@@ -54,7 +54,7 @@ def config_for(program: str, out: Path) -> Path:
     for callback in config["trainer"]["callbacks"]:
         if callback["class_path"].endswith("CircuitExport"):
             callback["init_args"]["ground_truth"] = str(FIXTURES / program / "circuit.json")
-            callback["init_args"]["compare_eap"] = False
+            callback["init_args"]["compare"] = []
     target = out / "configs" / f"{program}.yaml"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(yaml.safe_dump(config))

@@ -1,15 +1,18 @@
-"""A scored edge graph, evaluated: the discrete circuit, its faithfulness, MIB's curve, EAP at
-the same size, and the match with a known circuit.
+"""A scored edge graph, evaluated: the discrete circuit, its faithfulness, MIB's curve, the
+peer methods (`circuitforge/edges/peers/`) at the same size and by MIB's curves, and the match
+with a known circuit.
 
 `evaluate_circuit` is the one entry: a pure function of the masked forward, the prepared pairs,
 the scores and coefficients and the keep rule, returning a `CircuitEvaluation` (`to_json()` is
 the `circuit.json` written by `callbacks/circuit_export.py`). Its parts live beside it:
 `prepared.py` (pairs and one circuit's metrics), `keep_rule.py` (which edges are kept),
-`faithfulness.py` (MIB's curve, CPR, CMD), `ground_truth.py` (the match).
+`faithfulness.py` (MIB's curve, CPR, CMD), `ground_truth.py` (the match), `peers/` (random, EAP,
+EAP-IG-inputs, EAP-IG-activations, exact patching: the scores compared).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -21,11 +24,20 @@ from circuitforge.edges.export import edge_rows
 from circuitforge.edges.faithfulness import MIB_FRACTIONS, MibScores, faithfulness_of, mib_scores
 from circuitforge.edges.ground_truth import GroundTruthMatch, ground_truth_match
 from circuitforge.edges.keep_rule import KeepRule, discrete_circuit
-from circuitforge.edges.masked_forward import MaskedForward, dense_coefficients
-from circuitforge.edges.objectives import read_log_probs
+from circuitforge.edges.masked_forward import MaskedForward
+from circuitforge.edges.peers.eap import edge_attribution_scores
+from circuitforge.edges.peers.registry import LEARNED, PeerSettings, score_edges
+from circuitforge.edges.peers.result import PeerScores
 from circuitforge.edges.prepared import PreparedBatch, empty_distance, evaluate_coefficients
 
-__all__ = ["CircuitEvaluation", "EapReference", "PreparedBatch", "evaluate_circuit"]
+__all__ = [
+    "CircuitEvaluation",
+    "PeerReference",
+    "PreparedBatch",
+    "edge_attribution_scores",
+    "evaluate_circuit",
+    "peer_reference",
+]
 
 
 def circuit_failures(n_kept: int, n_edges: int, empty: float, metric: str) -> list[str]:
@@ -47,76 +59,86 @@ def circuit_failures(n_kept: int, n_edges: int, empty: float, metric: str) -> li
     return failures
 
 
-def edge_attribution_scores(
-    forward: MaskedForward, prepared: list[PreparedBatch], objective: str
-) -> Float[Tensor, " edge"]:
-    """Edge attribution patching (Syed et al.): d(metric)/d(coefficient) at all coefficients 1.
-
-    With the masked forward this is exactly (out_s - ablated_out_s) . d(metric)/d(input_slot),
-    the EAP score, for every edge in one backward pass per batch. Signed: positive where the
-    edge carries the metric up (MIB's sign: EAP-IG attributes the loss -metric to the corrupted
-    minus clean activations).
-    """
-    n = len(forward.graph.edges)
-    total = torch.zeros(n)
-    for p in prepared:
-        coefficients = torch.ones(n, requires_grad=True)
-        logits = forward(p.batch.clean, p.ablated, dense_coefficients(forward.graph, coefficients))
-        if objective == "logit_diff":
-            metric = p.logit_diff(logits).mean()
-        else:  # the KL's gradient vanishes at the full model: use the full model's prediction
-            predicted = p.full_log_probs.argmax(-1, keepdim=True)
-            metric = read_log_probs(logits, p.batch.read).gather(-1, predicted).mean()
-        (grad,) = torch.autograd.grad(metric, coefficients)
-        total += grad.detach().cpu()
-    return total / max(1, len(prepared))
-
-
 @dataclass(frozen=True)
-class EapReference:
-    """Edge attribution patching's signed scores on the prepared pairs and (with `sweep`)
-    their MIB curves: computed once per run, since the model is frozen."""
+class PeerReference:
+    """A peer method's scores on the prepared pairs and (with `sweep`) their MIB curves:
+    computed once per run, since the model is frozen."""
 
-    scores: Float[Tensor, " edge"]
+    peer: PeerScores
     sweep: MibScores | None
 
+    @property
+    def method(self) -> str:
+        return self.peer.method
 
-def eap_reference(
+
+def peer_reference(
+    method: str,
     forward: MaskedForward,
     prepared: list[PreparedBatch],
-    objective: str,
+    settings: PeerSettings,
     metric: str,
     sweep: bool,
     fractions: tuple[float, ...] = MIB_FRACTIONS,
-) -> EapReference:
-    with torch.enable_grad():
-        scores = edge_attribution_scores(forward, prepared, objective)
+) -> PeerReference:
+    """Score every edge by `method`, then (with `sweep`) MIB's curves of its signed scores:
+    CPR from the signed ranking, CMD from |score|, faithfulness by `metric` where the task has
+    no answers."""
+    peer = score_edges(method, forward, prepared, settings)
     evaluate = faithfulness_of(forward, prepared, metric)
-    curves = mib_scores(forward.graph, scores, evaluate, fractions) if sweep else None
-    return EapReference(scores, curves)
+    curves = mib_scores(forward.graph, peer.scores, evaluate, fractions) if sweep else None
+    return PeerReference(peer, curves)
 
 
 @dataclass(frozen=True)
-class EapComparison:
-    """EAP's circuit of the same size as ours (the top |score|, pruned likewise), its metrics,
-    and MIB's CPR and CMD of EAP's scores."""
+class PeerComparison:
+    """A peer's circuit of the same size as ours (its top |score|, pruned likewise), its
+    metrics, MIB's CPR and CMD of its scores, and what scoring cost."""
 
+    method: str
     n_edges: int
     metrics: dict
     sweep: MibScores | None
     nodes: list[str]
     ground_truth: GroundTruthMatch | None
+    cost: dict
 
     def to_json(self) -> dict:
-        out: dict = {"n_edges": self.n_edges, **self.metrics}
+        out: dict = {"method": self.method, "n_edges": self.n_edges, **self.metrics}
         if self.sweep is not None:
             out |= {"cpr": self.sweep.cpr, "cmd": self.sweep.cmd}
+        out["cost"] = self.cost
         out["nodes"] = self.nodes
         if self.ground_truth is not None:
             out["ground_truth_match"] = self.ground_truth.to_json()
         if self.sweep is not None:
             out["sweep"] = self.sweep.to_json()
         return out
+
+
+def compare_peer(
+    forward: MaskedForward,
+    prepared: list[PreparedBatch],
+    reference: PeerReference,
+    n_kept: int,
+    truth: set[str] | None,
+) -> PeerComparison:
+    """`reference`'s circuit of `n_kept` top |score| edges (dead ends pruned), evaluated."""
+    graph = forward.graph
+    magnitude = reference.peer.scores.abs()
+    keep = prune_dead_ends(graph, top_edges(magnitude, n_kept))
+    names = [e.name for e in graph.edges]
+    return PeerComparison(
+        method=reference.method,
+        n_edges=int(keep.sum()),
+        metrics=evaluate_coefficients(forward, prepared, keep.float()),
+        sweep=reference.sweep,
+        nodes=node_names(graph, keep),
+        ground_truth=(
+            ground_truth_match(names, magnitude, keep, truth) if truth is not None else None
+        ),
+        cost=reference.peer.cost_json(),
+    )
 
 
 @dataclass(frozen=True)
@@ -129,7 +151,7 @@ class CircuitEvaluation:
     metrics: dict
     failures: list[str]
     sweep: MibScores | None
-    eap: EapComparison | None
+    peers: list[PeerComparison]
     ground_truth: GroundTruthMatch | None
     graph: dict
     nodes: list[str]
@@ -138,17 +160,27 @@ class CircuitEvaluation:
     edges: list[dict]
     keep: Bool[Tensor, " edge"]
     coefficients: Float[Tensor, " edge"]
+    cost: dict | None = None
 
     @property
     def scores(self) -> list[float]:
         return [row["score"] for row in self.edges]
 
+    def comparison(self) -> list[dict]:
+        """One entry per method, ours first (named `LEARNED`), each with its `method` name, its
+        circuit's size and metrics, CPR and CMD where swept, and its cost."""
+        keys = ("n_edges", "kl", "mse", "logit_diff", "logit_diff_recovered", "cpr", "cmd")
+        ours: dict = {"method": LEARNED} | {k: self.metrics[k] for k in keys if k in self.metrics}
+        if self.cost is not None:
+            ours["cost"] = self.cost
+        return [ours] + [peer.to_json() for peer in self.peers]
+
     def to_json(self) -> dict:
         out: dict = {"metrics": self.metrics, "failure": "; ".join(self.failures) or None}
         if self.sweep is not None:
             out["sweep"] = self.sweep.to_json()
-        if self.eap is not None:
-            out["eap"] = self.eap.to_json()
+        if self.peers or self.cost is not None:
+            out["comparison"] = self.comparison()
         if self.ground_truth is not None:
             out["ground_truth_match"] = self.ground_truth.to_json()
         return out | {
@@ -168,13 +200,15 @@ def evaluate_circuit(
     coefficients: Float[Tensor, " edge"],
     rule: KeepRule,
     sweep: bool = True,
-    eap: EapReference | None = None,
+    peers: Sequence[PeerReference] = (),
     truth: set[str] | None = None,
     fractions: tuple[float, ...] = MIB_FRACTIONS,
     importance: Float[Tensor, " edge"] | None = None,
+    cost: dict | None = None,
 ) -> CircuitEvaluation:
     """Make the circuit discrete by `rule`, evaluate it on `prepared`; with `sweep` MIB's curve
-    of `scores`; with `eap` EAP's circuit of the same size; with `truth` (edge names) the match.
+    of `scores`; with `peers` each peer's circuit of the same size (and its curves); with `truth`
+    (edge names) the match.
 
     Args:
         forward: the masked forward of the frozen model (its graph names the edges).
@@ -183,12 +217,14 @@ def evaluate_circuit(
         coefficients: per edge, the learned coefficients (the threshold rule reads them).
         rule: the keep rule.
         sweep: evaluate MIB's curves of `importance` and report CPR and CMD.
-        eap: edge attribution patching's scores (and curves), to compare at the same size.
+        peers: the peer methods' scores (and curves, `peer_reference`), to compare.
         truth: the true circuit's edge names.
         fractions: the curves' fractions of edges.
         importance: per edge, the score MIB ranks (signed for CPR, |.| for CMD); default
             `scores`. A method whose scores are not signed importances (a logit of a keep
             probability) gives a non-negative one here, so that |.| does not reorder it.
+        cost: what finding `scores` cost (steps, seconds, forward+backward equivalents), for
+            our entry of the comparison.
     """
     graph = forward.graph
     scores, coefficients = scores.detach().cpu(), coefficients.detach().cpu()
@@ -207,25 +243,12 @@ def evaluate_circuit(
         )
         metrics |= {"cpr": curves.cpr, "cmd": curves.cmd}
     names = [e.name for e in graph.edges]
-    comparison = None
-    if eap is not None:
-        eap_keep = prune_dead_ends(graph, top_edges(eap.scores.abs(), n_kept))
-        comparison = EapComparison(
-            n_edges=int(eap_keep.sum()),
-            metrics=evaluate_coefficients(forward, prepared, eap_keep.float()),
-            sweep=eap.sweep if sweep else None,
-            nodes=node_names(graph, eap_keep),
-            ground_truth=(
-                ground_truth_match(names, eap.scores.abs(), eap_keep, truth)
-                if truth is not None
-                else None
-            ),
-        )
+    comparisons = [compare_peer(forward, prepared, peer, n_kept, truth) for peer in peers]
     return CircuitEvaluation(
         metrics=metrics,
         failures=failures,
         sweep=curves,
-        eap=comparison,
+        peers=comparisons,
         ground_truth=(
             ground_truth_match(names, scores, keep, truth) if truth is not None else None
         ),
@@ -236,4 +259,5 @@ def evaluate_circuit(
         edges=edge_rows(graph, scores, coefficients, keep),
         keep=keep,
         coefficients=coefficients,
+        cost=cost,
     )

@@ -9,7 +9,12 @@ the same graph, pairs and ablation: one small file per method, a pure function r
     exact                exact.py               one masked forward per edge, that edge ablated
 
 Warm start of learned coefficients: `eap_ig_scores(forward, prepared, objective="logit_diff",
-steps=5) -> PeerScores` (`circuitforge.edges.peers.eap_ig`), with `forward` a `MaskedForward`
-and `prepared` a list of `PreparedBatch`; `.scores` is a float32 tensor, one signed score per
-edge of `forward.graph` in its edge order (positive: the edge carries the logit difference up).
+steps=5) -> Tensor` (here, from `eap_ig.py`), with `forward` a `MaskedForward` and `prepared` a
+list of `PreparedBatch`: a float32 tensor, one signed score per edge of `forward.graph` in its
+edge order (positive: the edge carries the logit difference up). `registry.score_edges(method,
+...)` gives any peer's `PeerScores` by name.
 """
+
+from circuitforge.edges.peers.eap_ig import eap_ig_scores
+
+__all__ = ["eap_ig_scores"]

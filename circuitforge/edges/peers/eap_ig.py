@@ -11,11 +11,12 @@ positional embedding, the same in a clean and a corrupted run: under interchange
 passes are the same. MIB defines it for interchange ablation only; with `zero`/`mean` the path
 starts at the ablated input (zeros, the batch mean), ordinary integrated gradients.
 
-`eap_ig_scores(forward, prepared, objective, steps=5) -> PeerScores` is the entry (also the
-warm start of learned coefficients); `.scores` holds one signed score per edge of
-`forward.graph`, positive where the edge carries the metric (logit difference, or the full
-model's prediction's log-probability) up; its cost is `steps` forward+backward passes per batch
-plus one clean record.
+`eap_ig_scores(forward, prepared, objective="logit_diff", steps=5) -> Tensor[edge]` is the entry
+(also the warm start of learned coefficients): one signed float32 score per edge of
+`forward.graph`, in its edge order, positive where the edge carries the metric (logit
+difference, or the full model's prediction's log-probability) up. `eap_ig_inputs` is the same
+as a `PeerScores` with its cost: `steps` forward+backward passes per batch plus one clean
+record.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import time
 
 import torch
+from jaxtyping import Float
 from torch import Tensor
 
 from circuitforge.edges.masked_forward import MaskedForward
@@ -46,8 +48,18 @@ def eap_ig_scores(
     prepared: list[PreparedBatch],
     objective: str = "logit_diff",
     steps: int = MIB_IG_STEPS,
-) -> PeerScores:
+) -> Float[Tensor, " edge"]:
     """EAP-IG-inputs scores of every edge of `forward.graph` on `prepared` (see the module)."""
+    return eap_ig_inputs(forward, prepared, objective, steps).scores
+
+
+def eap_ig_inputs(
+    forward: MaskedForward,
+    prepared: list[PreparedBatch],
+    objective: str = "logit_diff",
+    steps: int = MIB_IG_STEPS,
+) -> PeerScores:
+    """EAP-IG-inputs scores with their cost."""
     check_objective(objective)
     check_steps(steps)
     start = time.perf_counter()

@@ -30,7 +30,7 @@ from circuitforge.edges.prepared import PreparedBatch
 
 Objective = Literal["logit_diff", "kl", "mse"]
 OBJECTIVES: tuple[Objective, ...] = ("logit_diff", "kl", "mse")
-Metric = Callable[[Float[Tensor, "batch pos vocab"]], Float[Tensor, ""]]
+Metric = Callable[[Float[Tensor, "batch pos vocab"]], Float[Tensor, " copies"]]
 
 
 def check_objective(objective: str) -> Objective:
@@ -41,31 +41,36 @@ def check_objective(objective: str) -> Objective:
 
 @contextmanager
 def answer_logits_only(
-    model: HookedTransformer, prepared: PreparedBatch, objective: Objective
+    model: HookedTransformer, prepared: PreparedBatch, objective: Objective, copies: int = 1
 ) -> Iterator[Metric]:
-    """The batch's summed metric; for `logit_diff` with the unembedding cut to the answer and
-    wrong-answer columns while inside (restored after)."""
+    """The metric of logits of `copies` stacked copies of the batch (copy-major): per copy, its
+    sum over the batch. For `logit_diff` the unembedding is cut to the answer and wrong-answer
+    columns while inside (restored after)."""
     batch = prepared.batch
     check_objective(objective)
+    read = batch.read.repeat(copies, 1)
     if objective != "logit_diff":
-        predicted = prepared.full_log_probs.argmax(-1, keepdim=True)
+        predicted = prepared.full_log_probs.argmax(-1, keepdim=True).repeat(copies, 1)
 
         def log_prob(logits: Tensor) -> Tensor:
-            return read_log_probs(logits, batch.read).gather(-1, predicted).sum()
+            values = read_log_probs(logits, read).gather(-1, predicted)
+            return values.reshape(copies, -1).sum(1)
 
         yield log_prob
         return
     if not prepared.has_answer:
         raise ValueError("this task has no answer tokens: use objective kl or mse")
-    columns, where = torch.unique(
-        torch.cat([batch.answer, batch.wrong_answer]), return_inverse=True
-    )
-    answer, wrong = where[: len(batch.answer)], where[len(batch.answer) :]
+    both = torch.cat([batch.answer, batch.wrong_answer])
+    columns, where = torch.unique(both, return_inverse=True)
+    answer = where[: len(batch.answer)].repeat(copies)
+    wrong = where[len(batch.answer) :].repeat(copies)
     unembed = model.unembed
     saved = unembed.W_U, unembed.b_U
     unembed.W_U = nn.Parameter(saved[0][:, columns].detach(), requires_grad=False)
     unembed.b_U = nn.Parameter(saved[1][columns].detach(), requires_grad=False)
     try:
-        yield lambda logits: logit_difference(logits, batch.read, answer, wrong).sum()
+        yield (
+            lambda logits: logit_difference(logits, read, answer, wrong).reshape(copies, -1).sum(1)
+        )
     finally:
         unembed.W_U, unembed.b_U = saved

@@ -80,7 +80,7 @@ def slot_gradient_grid(
         after = [(name, keep) for name in names]
         logits = forward(prepared.batch.clean, prepared.ablated, ones.requires_grad_(), after)
         slots = [inputs[name] for name in names]
-        grads = torch.autograd.grad(metric(logits), slots, allow_unused=True)
+        grads = torch.autograd.grad(metric(logits).sum(), slots, allow_unused=True)
     per_slot = []
     for slot, grad in zip(slots, grads):
         grad = torch.zeros_like(slot) if grad is None else grad.detach()
