@@ -156,22 +156,15 @@ class MaskedForward:
         self,
         tokens: Int[Tensor, "batch pos"],
         ablated: RunRecord,
-        alpha: Float[Tensor, "position source slot"] | Float[Tensor, "batch position source slot"],
+        alpha: Float[Tensor, "position source slot"],
         after: hooks.FwdHooks | None = None,
     ) -> Float[Tensor, "batch pos d_vocab"]:
-        """Logits with every edge mixed by its coefficient (`alpha` from `dense_coefficients`);
-        a 4-d `alpha` gives each example of the batch its own grid (many circuits, one pass).
+        """Logits with every edge mixed by its coefficient (`alpha` from `dense_coefficients`).
         `after`: hooks run after this pass's own (they see the mixed slot inputs)."""
-        per_example = alpha.dim() == 4
-        if per_example and alpha.shape[0] != tokens.shape[0]:
+        per_position = alpha.shape[0] > 1
+        if per_position and alpha.shape[0] != tokens.shape[1]:
             raise ValueError(
-                f"per-example coefficients for {alpha.shape[0]} examples; "
-                f"this batch has {tokens.shape[0]}"
-            )
-        per_position = alpha.shape[-3] > 1
-        if per_position and alpha.shape[-3] != tokens.shape[1]:
-            raise ValueError(
-                f"per-position edges were built for {alpha.shape[-3]} positions; "
+                f"per-position edges were built for {alpha.shape[0]} positions; "
                 f"this batch has {tokens.shape[1]}"
             )
         diffs: list[Tensor] = []
@@ -184,13 +177,9 @@ class MaskedForward:
             """[b, p, last - first, d]: the inputs of slots first..last-1."""
             total = ablated.residuals[key].unsqueeze(2)
             for diff, (start, end) in zip(diffs, self.groups):
-                a = alpha[..., start:end, first:last].to(total.device)
+                a = alpha[:, start:end, first:last].to(total.device)
                 diff = diff.to(total.device)  # a model split across devices
-                if per_example and per_position:
-                    total = total + torch.einsum("bpsd,bpst->bptd", diff, a)
-                elif per_example:
-                    total = total + torch.einsum("bpsd,bst->bptd", diff, a[:, 0])
-                elif per_position:
+                if per_position:
                     total = total + torch.einsum("bpsd,pst->bptd", diff, a)
                 else:
                     total = total + torch.einsum("bpsd,st->bptd", diff, a[0])
