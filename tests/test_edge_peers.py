@@ -21,7 +21,7 @@ from circuitforge.edges.circuit_formats import mib_edge_name
 from circuitforge.edges.graph import EdgeGraph, GraphShape
 from circuitforge.edges.masked_forward import MaskedForward, dense_coefficients
 from circuitforge.edges.peers import eap_ig_scores
-from circuitforge.edges.peers.eap import edge_attribution_scores
+from circuitforge.edges.peers.eap import eap_scores, edge_attribution_scores
 from circuitforge.edges.peers.eap_ig_activations import eap_ig_activations_scores
 from circuitforge.edges.peers.exact import exact_effects, exact_scores
 from circuitforge.edges.peers.metric import answer_logits_only
@@ -68,6 +68,7 @@ def library(method: str, graph: EdgeGraph) -> torch.Tensor:
     "method,ours",
     [
         ("EAP", lambda f, p: edge_attribution_scores(f, p, "logit_diff")),
+        ("EAP", lambda f, p: eap_scores(f, p, "logit_diff").scores),
         ("EAP-IG-inputs", lambda f, p: eap_ig_scores(f, p, "logit_diff", FIXTURE["ig_steps"])),
         (
             "EAP-IG-activations",

@@ -94,15 +94,18 @@ def test_demo_ioi_run_writes_the_circuit_files_and_resumes(tmp_path):
         for e in out["edges"]
         if e["kept"]
     ]
-    assert "n_edges" in out["eap"] and [h["epoch"] for h in out["history"]] == [0, 1, 2]
+    methods = [entry["method"] for entry in out["comparison"]]
+    assert methods == ["learned interpolation coefficients", "random", "eap", "eap_ig_inputs",
+                       "eap_ig_activations", "exact"]  # fmt: skip
+    assert [h["epoch"] for h in out["history"]] == [0, 1, 2]
     sweep = out["sweep"]  # MIB's two curves: CPR from the signed ranking, CMD from |score|
     assert out["metrics"]["cpr"] == sweep["signed"]["area_under"]
     assert out["metrics"]["cmd"] == sweep["absolute"]["area_from_1"]
     assert [p["fraction"] for p in sweep["signed"]["points"]] == list(MIB_FRACTIONS)
     assert [p["n_edges"] for p in sweep["signed"]["points"]][-1] == 479
-    eap = out["eap"]["sweep"]  # EAP's signed scores rank differently by sign and by |score|
-    assert out["eap"]["cpr"] == eap["signed"]["area_under"]
-    assert out["eap"]["cmd"] == eap["absolute"]["area_from_1"]
+    for entry in out["comparison"][1:]:  # a peer's signed scores rank by sign for CPR, |.| CMD
+        assert entry["cpr"] == entry["sweep"]["signed"]["area_under"]
+        assert entry["cmd"] == entry["sweep"]["absolute"]["area_from_1"]
     folder = log_dir(straight) / "results"
     text = (folder / "circuit.txt").read_text().splitlines()
     assert text and all(" <- " in line for line in text)
@@ -110,11 +113,12 @@ def test_demo_ioi_run_writes_the_circuit_files_and_resumes(tmp_path):
     ckpt = torch.load(log_dir(straight) / "checkpoints/last.ckpt", weights_only=True)
     assert set(ckpt["state_dict"]) == {"theta"}  # no frozen weights
 
-    fit(tmp_path / "b", "configs/edges/demo_ioi.yaml", *DEMO, "--trainer.max_epochs=1")
+    quick = [*DEMO, "--trainer.callbacks.init_args.compare=[]"]  # the resume, without peers
+    fit(tmp_path / "b", "configs/edges/demo_ioi.yaml", *quick, "--trainer.max_epochs=1")
     resumed = fit(
         tmp_path / "b",
         "configs/edges/demo_ioi.yaml",
-        *DEMO,
+        *quick,
         "--trainer.max_epochs=3",
         "--ckpt_path=last",
     )

@@ -19,8 +19,9 @@ from torch import Tensor
 
 from circuitforge.edges.masked_forward import MaskedForward, dense_coefficients
 from circuitforge.edges.objectives import read_log_probs
-from circuitforge.edges.peers.metric import check_objective
+from circuitforge.edges.peers.metric import answer_logits_only, check_objective
 from circuitforge.edges.peers.result import PeerScores
+from circuitforge.edges.peers.slot_gradients import clean_run, edge_scores, slot_gradient_grid
 from circuitforge.edges.prepared import PreparedBatch
 
 
@@ -47,8 +48,20 @@ def edge_attribution_scores(
 def eap_scores(
     forward: MaskedForward, prepared: list[PreparedBatch], objective: str = "logit_diff"
 ) -> PeerScores:
+    """EAP with its cost, computed as (clean - ablated) . d(metric)/d(slot input) in the clean
+    pass (`slot_gradients.py`: the same scores, with the unembedding cut to the answer columns
+    for the logit difference: on Gemma-3-270M a fraction of the memory and time)."""
+    check_objective(objective)
     start = time.perf_counter()
-    with torch.enable_grad():
-        scores = edge_attribution_scores(forward, prepared, objective)
+    graph = forward.graph
+    total = torch.zeros(len(graph.edges), dtype=torch.float64)
+    n_pairs = 0
+    for p in prepared:
+        differences = clean_run(forward, p).stacked
+        with answer_logits_only(forward.model, p, objective) as metric:  # type: ignore[arg-type]
+            grid = slot_gradient_grid(forward, p, metric, differences)
+        total += edge_scores(graph, grid).double()
+        n_pairs += len(p.batch)
     n = float(len(prepared))
-    return PeerScores("eap", scores, n, n, time.perf_counter() - start)
+    scores = (total / max(1, n_pairs)).float()
+    return PeerScores("eap", scores, 2 * n, n, time.perf_counter() - start)
