@@ -13,6 +13,7 @@ from callbacks.optimization_report import OptimizationReport
 from callbacks.patchscope_generation import PatchscopeGeneration
 from callbacks.reactivation_report import ReactivationReport
 from callbacks.sae_decomposition import SAEDecomposition
+from callbacks.transcoder_export import TranscoderExport
 
 __all__ = [
     "DictionaryExport",
@@ -28,4 +29,5 @@ __all__ = [
     "PatchscopeGeneration",
     "ReactivationReport",
     "SAEDecomposition",
+    "TranscoderExport",
 ]

@@ -12,6 +12,7 @@ from lightning_modules.language_model_pretraining import LanguageModelPretrainin
 from lightning_modules.logit_lens import LogitLensModule
 from lightning_modules.neuron_explanations import NeuronExplanationModule
 from lightning_modules.residual_vector import ResidualVectorModule
+from lightning_modules.transcoder_training import TranscoderTraining
 
 __all__ = [
     "DictionaryTraining",
@@ -26,4 +27,5 @@ __all__ = [
     "LogitLensModule",
     "FrozenModelStrategy",
     "ResidualVectorModule",
+    "TranscoderTraining",
 ]

@@ -27,6 +27,7 @@ from circuitforge.dictionaries.export import inference_copy
 from circuitforge.dictionaries.specs import DictionarySpec, check_specs, hook_width, training_sae
 from circuitforge.dictionaries.tokens import trained_positions
 from circuitforge.dictionaries.training import SumAcrossProcesses, average_buffers, training_step
+from circuitforge.dictionaries.transcoders import TranscoderSpec
 from circuitforge.model.placement import DevicePlan, place_model
 from circuitforge.model.spec import FrozenModelSpec
 from circuitforge.numerics import check_finite, require_at_least_one
@@ -97,7 +98,7 @@ class DictionaryTraining(FrozenModelModule):
         self.register_buffer("tokens_seen", torch.zeros((), dtype=torch.long))
         self._last_time: float | None = None
 
-    def since_fired(self, spec: DictionarySpec) -> torch.Tensor:
+    def since_fired(self, spec: DictionarySpec | TranscoderSpec) -> torch.Tensor:
         return getattr(self, f"since_fired__{spec.key()}")
 
     def scale(self, spec: DictionarySpec) -> float:

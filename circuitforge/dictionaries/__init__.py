@@ -4,5 +4,8 @@
 seeded token windows with a held-out split; `activations` reads every hook in one forward;
 `centring` measures the data's mean and scale on a first slice; `training` is one step of one
 SAE (sae-lens's `training_forward_pass`) with the dead-feature counters; `export` writes what
-`sae_lens.SAE.load_from_disk` reads, with a sha256 manifest.
+`sae_lens.SAE.load_from_disk` reads, with a sha256 manifest. `transcoders` says what per-layer
+skip transcoders to train (resid_mid -> mlp_out; sae-lens's BatchTopK training class with a skip
+connection) and folds their centring and scales into circuit-tracer's tensors;
+`transcoder_set` writes and reads circuit-tracer's transcoder-set folder.
 """
