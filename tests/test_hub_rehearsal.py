@@ -121,3 +121,57 @@ def test_gpt2_hub_configs_run_from_stand_ins(tmp_path):
                                                     sorted(range(12), key=str)]  # fmt: skip
     results = list((out / "runs" / "feature_circuit_gpt2_ioi").glob("version_*/results/*.json"))
     assert results, "the feature circuit wrote no results"
+
+
+HUB_SAE_CONFIGS = [
+    "configs/patchscope/gemma2_l8_n8526.yaml",
+    "configs/patchscope/gemma2_l11_n8526.yaml",
+    "configs/atlas/reactivation_gemma2_l12.yaml",
+    "configs/feature_circuits/gemma2_ioi.yaml",
+    "configs/feature_circuits/gpt2_ioi.yaml",
+]
+
+
+def _sae_ids(config: dict) -> list[tuple[str, str]]:
+    """(release, id) of every SAE a hub config reads, `{layer}` filled as the runs fill it."""
+    from circuitforge.model.hooks import resid_pre
+    from circuitforge.sae.matching import same_point_hooks
+
+    init = config["model"]["init_args"]
+    ids = []
+    for group in init.get("saes", []):  # feature circuits: one SAE per listed layer
+        source = group["source"]
+        ids += [
+            (source["release"], source["sae_id"].format(layer=layer)) for layer in group["layers"]
+        ]
+    for callback in config["trainer"].get("callbacks", []):
+        sae = (callback.get("init_args") or {}).get("sae")
+        if sae is None:
+            continue
+        # the Patchscope's SAE reads resid_pre of the source layer: resid_post of the one before
+        point = same_point_hooks(resid_pre(init["source_layer"]))[-1]
+        ids.append((sae["release"], sae["sae_id"].format(layer=int(point.split(".")[1]))))
+    return ids
+
+
+@pytest.mark.parametrize("path", HUB_SAE_CONFIGS)
+def test_every_sae_a_hub_config_reads_resolves_in_sae_lens(path):
+    """Each id is in sae-lens's directory, and the hook sae-lens gives it is the one we read."""
+    import yaml
+    from sae_lens.loading.pretrained_sae_loaders import get_gemma_2_config_from_hf
+
+    from circuitforge.rehearsal.saes import release_entry
+
+    ids = _sae_ids(yaml.safe_load((ROOT / path).read_text()))
+    assert ids
+    for release, sae_id in ids:
+        repo_id, folder = release_entry(release, sae_id)
+        layer = int(sae_id.split("_")[1].split("/")[0]) if "layer_" in sae_id else None
+        if repo_id.startswith("google/gemma-scope-2b-pt-"):
+            hook = get_gemma_2_config_from_hf(repo_id, folder, "cpu")["hook_name"]
+            expected = {"res": "hook_resid_post", "att": "attn.hook_z", "mlp": "hook_mlp_out"}
+            assert hook == f"blocks.{layer}.{expected[repo_id.rsplit('-', 1)[1]]}"
+        else:
+            assert folder == sae_id  # gpt2-small-res-jb: blocks.L.hook_resid_pre
+    if "gemma2_l8" in path:
+        assert ids == [("gemma-scope-2b-pt-res-canonical", "layer_7/width_16k/canonical")]
