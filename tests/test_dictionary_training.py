@@ -159,6 +159,15 @@ def test_centring_export_and_one_forward(demo_model: HookedTransformer, tmp_path
         ("[{hook: blocks.0.hook_resid_post, width: 32, k: 0}]", r"k=0 must be in \[1"),
         ("[{hook: blocks.0.hook_resid_post, width: 32, k: 33}]", r"k=33 must be in \[1"),
         ("[{hook: blocks.0.hook_resid_post, width: 32, k: 4, d_in: 64}]", "d_in=64 does not"),
+        (
+            "[{hook: blocks.0.hook_resid_post, width: 32, k: 4, extra: {d_in: 64}}]",
+            r"extra sets \['d_in'\]; give them as the spec's own fields",
+        ),
+        (
+            "[{hook: blocks.0.hook_resid_post, width: 32, k: 4, extra: {l1_coef: 1}}]",
+            r"extra fields \['l1_coef'\] are not fields of sae-lens's TopKTrainingSAEConfig",
+        ),
+        ("[{hook: blocks.0.mlp.hook_post, width: 32, k: 4}]", "only residual-stream hooks"),
     ],
 )
 def test_bad_dictionaries_are_refused_before_any_forward(tmp_path, monkeypatch, arg, message):

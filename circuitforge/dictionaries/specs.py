@@ -117,6 +117,12 @@ def training_sae(spec: DictionarySpec, d_in: int, model_name: str) -> Any:
 
     metadata = SAEMetadata(hook_name=spec.hook, model_name=model_name)
     common: dict[str, Any] = {"d_in": d_in, "d_sae": spec.width, "metadata": metadata}
+    config_class: Any = {
+        "jumprelu": JumpReLUTrainingSAEConfig,
+        "batchtopk": BatchTopKTrainingSAEConfig,
+        "topk": TopKTrainingSAEConfig,
+    }[spec.architecture]
+    check_extra(spec, config_class)
     common.update(spec.extra or {})
     if spec.architecture == "jumprelu":
         return JumpReLUTrainingSAE(JumpReLUTrainingSAEConfig(**common))
@@ -124,3 +130,27 @@ def training_sae(spec: DictionarySpec, d_in: int, model_name: str) -> Any:
     if spec.architecture == "batchtopk":
         return BatchTopKTrainingSAE(BatchTopKTrainingSAEConfig(**topk))
     return TopKTrainingSAE(TopKTrainingSAEConfig(**topk))
+
+
+# set by the spec's own fields (and checked against the model), never through `extra`
+OWN_FIELDS = ("d_in", "d_sae", "k", "aux_loss_coefficient", "metadata")
+
+
+def check_extra(spec: DictionarySpec, config_class: Any) -> None:
+    """Refuse `extra` fields that the spec sets itself or that sae-lens's config lacks."""
+    import dataclasses
+
+    extra = set(spec.extra or {})
+    own = sorted(extra & set(OWN_FIELDS))
+    if own:
+        raise ValueError(
+            f"dictionary {spec.hook}: extra sets {own}; give them as the spec's own fields "
+            "(width, k, aux_coefficient, d_in), which are checked against the model"
+        )
+    known = {f.name for f in dataclasses.fields(config_class)}
+    unknown = sorted(extra - known)
+    if unknown:
+        raise ValueError(
+            f"dictionary {spec.hook}: extra fields {unknown} are not fields of sae-lens's "
+            f"{config_class.__name__}"
+        )
