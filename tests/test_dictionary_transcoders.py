@@ -142,3 +142,18 @@ def test_the_gemma_config_parses_with_every_layer(monkeypatch):
     layers = [v for k, v in settings.items() if k.endswith(".layer")]
     assert layers == list(range(18))
     assert settings["model.class_path"] == "lightning_modules.TranscoderTraining"
+
+
+@pytest.mark.slow
+def test_an_interrupted_transcoder_run_resumes_exactly(tmp_path):
+    """Stopped mid-epoch (max_steps; decay_fraction 0 so the schedule does not depend on the
+    run's length) and resumed with --ckpt_path last: the uninterrupted run, bit for bit."""
+    same = ["--model.init_args.decay_fraction=0", "--trainer.max_epochs=1"]
+    straight = main(run_args(tmp_path / "a", *same))
+    main(run_args(tmp_path / "b", *same, "--trainer.max_steps=4"))
+    resumed = main(run_args(tmp_path / "b", *same, "--ckpt_path=last"))
+    assert resumed.trainer.global_step == straight.trainer.global_step == STEPS
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert set(a) == set(b) and any(k.endswith("W_skip") for k in a)
+    for key, value in a.items():  # transcoders, statistics, counters, token count
+        assert torch.equal(value, b[key]), key
