@@ -199,3 +199,153 @@ def test_constrain_norm_ball_only_shrinks():
     v = torch.tensor([[3.0, 4.0], [0.3, 0.4]])
     out = constrain_norm(v, 1.0, "ball")
     assert out.norm(dim=-1).tolist() == pytest.approx([1.0, 0.5])
+
+
+# --- the recipe's options (issue 26): each against a plain hooked forward written out here ----
+def plain_layer(model, prompt, x, source=0, layer=3):
+    """Every neuron of blocks.{layer}.mlp.hook_post at the placeholder, x[b] written into
+    blocks.{source}.hook_resid_pre there: one plain TransformerLens run per row."""
+    tokens = model.to_tokens(prompt)
+    position = tokens[0].tolist().index(model.to_single_token("x"))
+    rows = []
+    for row in x:
+        seen = {}
+
+        def inject(resid, hook, row=row):
+            resid = resid.clone()
+            resid[:, position] = row
+            return resid
+
+        def read(post, hook, seen=seen):
+            seen["post"] = post[0, position].float()
+
+        model.run_with_hooks(
+            tokens,
+            fwd_hooks=[
+                (f"blocks.{source}.hook_resid_pre", inject),
+                (f"blocks.{layer}.mlp.hook_post", read),
+            ],
+        )
+        rows.append(seen["post"])
+    return torch.stack(rows)
+
+
+def start_vectors(model, n=3, seed=0):
+    table = word_residuals(model, locate_placeholder(model, PROMPT), 0, vocabulary_words(model, 50))
+    radius = float(table.norm(dim=-1).mean())
+    g = torch.Generator().manual_seed(seed)
+    return table.mean(0) + 0.3 * radius * torch.randn(n, table.shape[1], generator=g) / table.shape[
+        1
+    ] ** 0.5, radius
+
+
+def test_sphere_holds_every_norm_at_the_typical_norm_after_each_step(demo_model):
+    x0, radius = start_vectors(demo_model)
+    recipe = Recipe(0.05, "typical_norm", "sphere")
+    objective = NeuronObjective(demo_model, locate_placeholder(demo_model, PROMPT), 0, 3)
+    x = torch.nn.Parameter(x0.clone())
+    optimizer = recipe.make_optimizer(x, radius)
+    for i in range(5):
+        step(recipe, objective, x, optimizer, torch.tensor([170, 5, 9]), None, radius, i)
+        norms = torch.linalg.vector_norm(x.detach().double(), dim=-1)
+        assert norms.tolist() == pytest.approx([radius] * 3, rel=1e-5)
+
+
+def test_the_specificity_term_is_the_brute_force_sum_over_the_other_neurons(demo_model):
+    x0, _ = start_vectors(demo_model)
+    neurons = [170, 5, 9]
+    d_mlp = demo_model.cfg.d_mlp
+    maxima = torch.rand(d_mlp, generator=torch.Generator().manual_seed(1)) + 0.5
+    maxima[7] = 0.0  # a neuron that never fired is left out
+    objective = NeuronObjective(demo_model, locate_placeholder(demo_model, PROMPT), 0, 3)
+    got = Recipe(specificity=0.7).specificity_loss(
+        objective.layer_activations(x0), torch.tensor(neurons), maxima
+    )
+    layer = plain_layer(demo_model, PROMPT, x0)
+    expected = 0.0
+    for b, n in enumerate(neurons):
+        others = [j for j in range(d_mlp) if j != n and maxima[j] > 0]
+        expected += sum(max(float(layer[b, j]), 0.0) / float(maxima[j]) for j in others) / len(
+            others
+        )
+    assert float(got) == pytest.approx(0.7 * expected, rel=1e-4)
+
+
+def test_the_specificity_step_lowers_the_other_neurons_it_drives(demo_model):
+    """Its gradient acts: with the term, the other neurons end lower than without it."""
+    x0, radius = start_vectors(demo_model, n=1)
+    maxima = torch.ones(demo_model.cfg.d_mlp)
+    objective = NeuronObjective(demo_model, locate_placeholder(demo_model, PROMPT), 0, 3)
+    others = {}
+    for weight in (0.0, 50.0):
+        recipe = Recipe(0.01, "typical_norm", "ball", specificity=weight)
+        x = torch.nn.Parameter(x0.clone())
+        optimizer = recipe.make_optimizer(x, radius)
+        for i in range(8):
+            step(
+                recipe,
+                objective,
+                x,
+                optimizer,
+                torch.tensor([170]),
+                None,
+                radius,
+                i,
+                other_maxima=maxima,
+            )
+        layer = plain_layer(demo_model, PROMPT, x.detach())[0]
+        others[weight] = float(torch.relu(torch.cat([layer[:170], layer[171:]])).mean())
+    assert others[50.0] < others[0.0]
+
+
+def test_the_anchor_term_is_the_squared_distance_over_the_typical_norm(demo_model):
+    x0, radius = start_vectors(demo_model)
+    anchor = x0.flip(0)
+    got = Recipe(anchor=0.3).anchor_loss(x0, anchor, radius)
+    expected = 0.3 * sum(
+        float(((a - b) ** 2).sum()) / radius**2 for a, b in zip(x0.double(), anchor.double())
+    )
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="anchor_to"):
+        recipe = Recipe(anchor=0.3)
+        objective = NeuronObjective(demo_model, locate_placeholder(demo_model, PROMPT), 0, 3)
+        x = torch.nn.Parameter(x0.clone())
+        step(
+            recipe,
+            objective,
+            x,
+            recipe.make_optimizer(x, radius),
+            torch.tensor([1, 2, 3]),
+            None,
+            radius,
+        )
+
+
+def test_carrier_prompts_average_the_neuron_over_plain_runs_of_each_prompt(demo_model):
+    from circuitforge.patchscope.objective import neuron_objective
+
+    x0, _ = start_vectors(demo_model)
+    prompts = [PROMPT, "A detailed description of a x is that"]
+    objective = neuron_objective(
+        demo_model, [locate_placeholder(demo_model, p) for p in prompts], 0, 3
+    )
+    neurons = torch.tensor([170, 5, 9])
+    got = objective(x0, neurons)
+    expected = sum(plain_layer(demo_model, p, x0)[torch.arange(3), neurons] for p in prompts) / 2
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_the_scale_rule_takes_the_smallest_scale_that_reaches_the_target_else_the_largest():
+    from circuitforge.patchscope.scales import check_scales, pick_scales
+
+    scales = [0.5, 1.0, 2.0]
+    activations = torch.tensor([[0.1, 3.0, 0.2], [1.2, 2.0, 0.9], [2.0, 1.0, 0.3]])  # [scale, row]
+    targets = torch.tensor([1.0, 1.0, 1.0])
+    expected = []
+    for row in range(3):  # the rule, written out
+        reached = [s for k, s in enumerate(scales) if activations[k, row] >= targets[row]]
+        best = max(range(3), key=lambda k: float(activations[k, row]))
+        expected.append(reached[0] if reached else scales[best])
+    assert pick_scales(activations, targets, scales).tolist() == expected == [1.0, 0.5, 1.0]
+    with pytest.raises(ValueError, match="injection_scales"):
+        check_scales([1.0, -2.0])
