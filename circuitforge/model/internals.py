@@ -138,3 +138,19 @@ def mlp_width(model: HookedTransformer) -> int:
     if model.cfg.d_mlp is None:
         raise ValueError(f"model {model.cfg.model_name!r} has no MLPs")
     return model.cfg.d_mlp
+
+
+def neuron_output_weights(model: HookedTransformer, layer: int) -> Float[Tensor, "d_mlp d_model"]:
+    """`W_out` of `layer`'s MLP: neuron n writes `post_n * W_out[n]` (before any post-MLP norm)."""
+    return model.blocks[layer].mlp.W_out
+
+
+def post_mlp_norm(
+    model: HookedTransformer, layer: int, out: Float[Tensor, "... d_model"]
+) -> Float[Tensor, "... d_model"]:
+    """The norm a post-norm block (Gemma-2/3: `ln2_post`) applies to the MLP's output before it
+    joins the residual stream, applied to `out` as the model applies it; the identity for blocks
+    without one."""
+    if not has_post_attention_norm(model):
+        return out
+    return model.blocks[layer].ln2_post(out)
