@@ -53,6 +53,44 @@ def test_a_batch_of_neurons_equals_each_neuron_alone(demo_model):
     assert not torch.allclose(together[1], together[2])  # seed 1 starts elsewhere
 
 
+def test_a_row_frozen_at_its_target_keeps_the_vector_that_first_reached_it(demo_model):
+    """Rows are independent, so a frozen run's row follows the unfrozen run's trajectory until
+    its activation (read before a step) first reaches its target, and stays at that vector."""
+    prompt = locate_placeholder(demo_model, "We say that a x", "x")
+    objective = NeuronObjective(demo_model, prompt, 0, 3)
+    baseline = torch.randn(demo_model.cfg.d_model, generator=torch.Generator().manual_seed(0))
+    norm = float(baseline.norm())
+    neurons = [5, 17, 40, 3]
+    targets = torch.tensor([0.3, 0.2, 0.35, 500.0])  # the last is never reached
+    start = initial_rows(baseline, norm, [0], 0.2).repeat(4, 1)
+    trajectory = [start]
+    free = optimise_chunk(
+        objective, ChunkState(neurons, [0] * 4, 0, start, {}, []), 12, Recipe(0.02), norm,
+        targets, on_step=lambda s: trajectory.append(s.x),
+    )  # fmt: skip
+    frozen = optimise_chunk(
+        objective, ChunkState(neurons, [0] * 4, 0, start, {}, []), 12, Recipe(0.02), norm,
+        targets, freeze_at_target=True,
+    )  # fmt: skip
+    history = torch.tensor(free.history)  # [step, row], each before its step
+    reached = history >= targets
+    assert reached[:, :3].any(0).all() and not reached[:, 3].any()
+    for row in range(4):
+        k = int(reached[:, row].float().argmax()) if reached[:, row].any() else len(trajectory) - 1
+        torch.testing.assert_close(frozen.x[row], trajectory[k][row], rtol=1e-4, atol=1e-3)
+    assert frozen.frozen == [True, True, True, False]
+
+
+def test_the_split_is_fixed_disjoint_and_whole():
+    from circuitforge.explanations.split import development_neurons, held_out_neurons
+
+    dev, held = development_neurons(), held_out_neurons()
+    assert len(dev) == 256 and len(held) == 1792 and sorted(dev + held) == list(range(2048))
+    order = torch.randperm(2048, generator=torch.Generator().manual_seed(0))
+    assert dev == sorted(order[:256].tolist())  # seed 0 over range(2048), the first 256
+    assert dev != development_neurons(seed=1)
+
+
 class RecordingExplanations(NeuronExplanationModule):
     """The sweep, keeping its chunk's state after every step."""
 
