@@ -7,7 +7,7 @@ export WANDB_MODE := disabled
 # pyright-python would otherwise ask PyPI for a newer release at every run
 export PYRIGHT_PYTHON_IGNORE_WARNINGS := 1
 
-.PHONY: setup demo demo-toy demo-assets test test-slow bench clean
+.PHONY: setup demo demo-toy demo-assets test test-slow bench rehearse clean
 
 setup: $(STAMP)
 
@@ -55,6 +55,10 @@ bench: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) bench/atlas.py
 	OMP_NUM_THREADS=1 $(PY) bench/feature_circuits.py
 	OMP_NUM_THREADS=1 $(PY) bench/analysis.py
+
+# The hub configs run offline from stand-ins at the hub's names and shapes (README, issue 28).
+rehearse: $(STAMP)
+	OMP_WAIT_POLICY=PASSIVE $(PY) scripts/rehearse_hub_runs.py
 
 clean:
 	rm -rf runs lightning_logs
