@@ -89,8 +89,8 @@ class CircuitExport(ResultCallback):
         self.compare = check_methods(DEFAULT_PEERS if compare is None else compare)
         self.ground_truth, self.ground_truth_key = ground_truth, ground_truth_key
         self.fractions = MIB_FRACTIONS if fractions is None else check_fractions(fractions)
-        self.settings = dict(seed=seed, ig_steps=ig_steps, edges_per_pass=edges_per_pass)
-        PeerSettings(**self.settings)  # the knobs checked now, before any run
+        self.seed, self.ig_steps, self.edges_per_pass = seed, ig_steps, edges_per_pass
+        PeerSettings(seed=seed, ig_steps=ig_steps, edges_per_pass=edges_per_pass)  # checked now
         self._prepared: list[PreparedBatch] | None = None
         self._peers: dict[str, PeerReference] = {}
         self._train_seconds, self._epoch_start = 0.0, None
@@ -120,7 +120,9 @@ class CircuitExport(ResultCallback):
 
     def evaluate(self, trainer: L.Trainer, module) -> CircuitEvaluation:
         prepared = self.prepared(trainer, module)
-        settings = PeerSettings(module.objective, module.ablation, **self.settings)
+        settings = PeerSettings(
+            module.objective, module.ablation, self.seed, self.ig_steps, self.edges_per_pass
+        )
         for method in self.compare:  # the model is frozen: a peer's scores never change
             if method not in self._peers:
                 self._peers[method] = peer_reference(

@@ -51,14 +51,14 @@ def eap_scores(
     """EAP with its cost, computed as (clean - ablated) . d(metric)/d(slot input) in the clean
     pass (`slot_gradients.py`: the same scores, with the unembedding cut to the answer columns
     for the logit difference: on Gemma-3-270M a fraction of the memory and time)."""
-    check_objective(objective)
+    metric_kind = check_objective(objective)
     start = time.perf_counter()
     graph = forward.graph
     total = torch.zeros(len(graph.edges), dtype=torch.float64)
     n_pairs = 0
     for p in prepared:
         differences = clean_run(forward, p).stacked
-        with answer_logits_only(forward.model, p, objective) as metric:  # type: ignore[arg-type]
+        with answer_logits_only(forward.model, p, metric_kind) as metric:
             grid = slot_gradient_grid(forward, p, metric, differences)
         total += edge_scores(graph, grid).double()
         n_pairs += len(p.batch)

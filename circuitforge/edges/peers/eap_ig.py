@@ -33,6 +33,7 @@ from circuitforge.edges.peers.result import PeerScores
 from circuitforge.edges.peers.slot_gradients import clean_run, edge_scores, slot_gradient_grid
 from circuitforge.edges.prepared import PreparedBatch
 from circuitforge.model import hooks
+from circuitforge.model.hooks import FwdHooks
 
 MIB_IG_STEPS = 5
 
@@ -60,7 +61,7 @@ def eap_ig_inputs(
     steps: int = MIB_IG_STEPS,
 ) -> PeerScores:
     """EAP-IG-inputs scores with their cost."""
-    check_objective(objective)
+    metric_kind = check_objective(objective)
     check_steps(steps)
     start = time.perf_counter()
     graph = forward.graph
@@ -71,14 +72,14 @@ def eap_ig_inputs(
         differences = run.stacked
         clean_input, ablated_input = run.record.sources[0][:, :, 0], p.ablated.sources[0][:, :, 0]
         grid = torch.zeros(())
-        with answer_logits_only(forward.model, p, objective) as metric:  # type: ignore[arg-type]
+        with answer_logits_only(forward.model, p, metric_kind) as metric:
             for k in range(steps):
                 point = ablated_input + (k / steps) * (clean_input - ablated_input)
 
                 def interpolate(x: Tensor, hook, point=point) -> Tensor:
                     return point.to(x.dtype)
 
-                override = [(hooks.resid_pre(0), interpolate)]
+                override: FwdHooks = [(hooks.resid_pre(0), interpolate)]
                 grid = grid + slot_gradient_grid(forward, p, metric, differences, override)
         total += edge_scores(graph, grid / steps).double()
         n_pairs += len(p.batch)

@@ -28,6 +28,7 @@ from circuitforge.edges.peers.result import PeerScores
 from circuitforge.edges.peers.slot_gradients import clean_run, edge_scores, slot_gradient_grid
 from circuitforge.edges.prepared import PreparedBatch
 from circuitforge.model import hooks
+from circuitforge.model.hooks import FwdHooks
 
 
 @torch.no_grad()
@@ -55,7 +56,7 @@ def eap_ig_activations_scores(
     steps: int = MIB_IG_STEPS,
 ) -> PeerScores:
     """EAP-IG-activations scores of every edge of `forward.graph` on `prepared`."""
-    check_objective(objective)
+    metric_kind = check_objective(objective)
     kind = check_ablation(ablation)
     check_steps(steps)
     start = time.perf_counter()
@@ -75,7 +76,7 @@ def eap_ig_activations_scores(
                 group = 2 + layer * per_layer
                 nodes.append((hooks.mlp_out(layer), clean[group][:, :, 0], ablated[group][:, :, 0]))
         grid = torch.zeros(())
-        with answer_logits_only(forward.model, p, objective) as metric:  # type: ignore[arg-type]
+        with answer_logits_only(forward.model, p, metric_kind) as metric:
             for name, clean_value, ablated_value in nodes:
                 for k in range(1, steps + 1):
                     point = ablated_value + (k / steps) * (clean_value - ablated_value)
@@ -83,9 +84,8 @@ def eap_ig_activations_scores(
                     def interpolate(x: Tensor, hook, point=point) -> Tensor:
                         return point.to(x.dtype)
 
-                    grid = grid + slot_gradient_grid(
-                        forward, p, metric, differences, [(name, interpolate)]
-                    )
+                    override: FwdHooks = [(name, interpolate)]
+                    grid = grid + slot_gradient_grid(forward, p, metric, differences, override)
         total += edge_scores(graph, grid / (len(nodes) * steps)).double()
         n_pairs += len(p.batch)
         forwards += 2 + (kind == "interchange") + len(nodes) * steps  # records, then the steps

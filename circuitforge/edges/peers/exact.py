@@ -27,6 +27,7 @@ from circuitforge.edges.peers.metric import answer_logits_only, check_objective
 from circuitforge.edges.peers.result import PeerScores
 from circuitforge.edges.peers.slot_gradients import clean_run, slot_hook_names
 from circuitforge.edges.prepared import PreparedBatch
+from circuitforge.model.hooks import FwdHooks
 from circuitforge.model.internals import edge_hook_points
 
 
@@ -61,7 +62,7 @@ def exact_effects(
 ) -> Float[Tensor, " chosen"]:
     """Per chosen edge (indices into `forward.graph.edges`), metric(full) - metric(without it),
     averaged over the pairs."""
-    check_objective(objective)
+    metric_kind = check_objective(objective)
     check_edges_per_pass(edges_per_pass)
     graph, model = forward.graph, forward.model
     owner, position, source, slot = graph.cells
@@ -72,7 +73,7 @@ def exact_effects(
     for p in prepared:
         b, n_pos = p.batch.clean.shape
         differences = clean_run(forward, p).stacked
-        with edge_hook_points(model), answer_logits_only(model, p, objective) as metric:  # type: ignore[arg-type]
+        with edge_hook_points(model), answer_logits_only(model, p, metric_kind) as metric:
             full = metric(model(p.batch.clean)).double()
         for first in range(0, len(edges), edges_per_pass):
             chunk = list(edges[first : first + edges_per_pass])
@@ -99,11 +100,12 @@ def exact_effects(
                 return x - (cut if x.dim() == 4 else cut[:, :, 0])
 
             tokens = p.batch.clean.repeat(k, 1)
+            cut_hooks: FwdHooks = [(name, remove) for name in cuts]
             with (
                 edge_hook_points(model),
-                answer_logits_only(model, p, objective, copies=k) as metric,
-            ):  # type: ignore[arg-type]
-                logits = model.run_with_hooks(tokens, fwd_hooks=[(name, remove) for name in cuts])
+                answer_logits_only(model, p, metric_kind, copies=k) as metric,
+            ):
+                logits = model.run_with_hooks(tokens, fwd_hooks=cut_hooks)
                 without = metric(logits).double()
             total[first : first + k] += full - without
         n_pairs += b

@@ -77,7 +77,7 @@ def slot_gradient_grid(
     names = slot_hook_names(forward)
     ones = dense_coefficients(graph, torch.ones(len(graph.edges)))
     with torch.enable_grad(), forward.model.hooks(fwd_hooks=overrides or []):
-        after = [(name, keep) for name in names]
+        after: FwdHooks = [(name, keep) for name in names]
         logits = forward(prepared.batch.clean, prepared.ablated, ones.requires_grad_(), after)
         slots = [inputs[name] for name in names]
         grads = torch.autograd.grad(metric(logits).sum(), slots, allow_unused=True)
