@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from sae_lens import JumpReLUSkipTranscoder, JumpReLUSkipTranscoderConfig
 from safetensors.torch import load_file
 from transformer_lens import HookedTransformer
 
@@ -94,6 +95,23 @@ def test_a_transcoder_computes_what_its_exported_tensors_say(trained, demo_model
             mine = sae.decode(acts) / stats.output_scale
         assert torch.allclose(mine, expected, rtol=1e-4, atol=1e-4), spec.layer
         assert (acts != 0).any()
+        # sae-lens's own inference class, given the files, computes the same
+        inference = JumpReLUSkipTranscoder(
+            JumpReLUSkipTranscoderConfig(
+                d_in=128, d_sae=spec.width, d_out=128, apply_b_dec_to_input=False
+            )
+        )
+        inference.load_state_dict(
+            {
+                "W_enc": files["W_enc"].T,
+                "b_enc": files["b_enc"],
+                "W_dec": files["W_dec"],
+                "b_dec": files["b_dec"],
+                "W_skip": files["W_skip"],
+                "threshold": files["activation_function.threshold"],
+            }
+        )
+        assert torch.allclose(inference.eval()(x), expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize(
