@@ -267,3 +267,26 @@ def test_bad_sweep_arguments_are_refused(demo_atlas_path, tmp_path, extra, messa
 def test_a_missing_atlas_names_how_to_build_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="build it first"):
         main(sweep_args(tmp_path, tmp_path / "atlas.json"))
+
+
+@pytest.mark.slow
+def test_every_recipe_option_runs_through_the_sweep_under_bf16(demo_atlas_path, tmp_path):
+    """All of issue 26's recipe options at once, under Lightning's bf16 autocast: a row per
+    neuron, each decoded at one of the injection scales, every norm held at the typical norm."""
+    main(
+        sweep_args(
+            tmp_path,
+            demo_atlas_path,
+            "--trainer.precision=bf16-mixed",
+            "--model.init_args.freeze_at_target=true",
+            "--model.init_args.injection_scales=[1.0,2.0]",
+            "--model.init_args.init=contexts",
+            "--model.init_args.anchor=0.5",
+            "--model.init_args.specificity=0.5",
+            "--model.init_args.norm_constraint=sphere",
+            '--model.init_args.carrier_prompts=["A detailed description of a x is that"]',
+        )
+    )
+    rows = results(tmp_path)["rows"]
+    assert [r["neuron"] for r in rows] == list(range(6))
+    assert all(set(r["injection_scale"]) <= {1.0, 2.0} for r in rows)
