@@ -272,7 +272,7 @@ def test_a_missing_atlas_names_how_to_build_it(tmp_path):
 @pytest.mark.slow
 def test_every_recipe_option_runs_through_the_sweep_under_bf16(demo_atlas_path, tmp_path):
     """All of issue 26's recipe options at once, under Lightning's bf16 autocast: a row per
-    neuron, each decoded at one of the injection scales, every norm held at the typical norm."""
+    neuron, each decoded at one of the injection scales."""
     main(
         sweep_args(
             tmp_path,
