@@ -102,7 +102,7 @@ def neuron_quantiles(
 
 @torch.no_grad()
 def token_surprisal(
-    model: HookedTransformer, rows: list[list[int]], first: list[int], batch_size: int = 16
+    model: HookedTransformer, rows: list[list[int]], first: list[int], batch_size: int = 4
 ) -> Float[Tensor, " row"]:
     """Per row, the mean negative log-probability of its tokens from position first[i] on,
     each given all tokens before it (the full model)."""
@@ -111,8 +111,10 @@ def token_surprisal(
     for start in range(0, len(rows), batch_size):
         part = rows[start : start + batch_size]
         tokens = right_padded(part, pad).to(model.embed.W_E.device)
-        logp = model(tokens).float().log_softmax(-1)[:, :-1]
-        nll = -logp.gather(-1, tokens[:, 1:, None])[..., 0].cpu()
+        logits = model(tokens)[:, :-1].float()  # log-softmax at the targets only (memory)
+        target = logits.gather(-1, tokens[:, 1:, None])[..., 0]
+        nll = (logits.logsumexp(-1) - target).cpu()
+        del logits
         for i, r in enumerate(part):
             f = max(1, first[start + i])
             out.append(

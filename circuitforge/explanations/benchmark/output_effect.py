@@ -81,7 +81,9 @@ def neuron_effects(
 ) -> list[list[Effect]]:  # fmt: skip
     """Per neuron, per KL target: the clamp found by the search and its log-prob changes."""
     check_kl_targets(kl_targets)
-    by_target = [clamp_for_kl(model, probe, neurons, k, tolerance, steps) for k in kl_targets]
+    by_target = [  # one neuron per clamped batch: its logits are prompts x pos x d_vocab
+        clamp_for_kl(model, probe, neurons, k, tolerance, steps, batch_size=1) for k in kl_targets
+    ]
     return [
         [
             Effect(
