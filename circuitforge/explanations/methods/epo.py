@@ -17,7 +17,8 @@ single-lambda version, per neuron:
 
 Allowed tokens: `common.allowed_tokens` (`ascii_only`, the default: printable ASCII words).
 Cost per neuron: `steps` x (one forward+backward of the prompt + one forward of `candidates`
-prompts), the whole model each (the cross-entropy needs the logits).
+prompts), the whole model each (the cross-entropy needs the logits): about 170 s per
+Gemma-3-270M neuron at the defaults on one shared thread here (issue26_methods.md).
 E = the prompt's text (its tokens decoded; a decoded prompt may re-encode to other tokens).
 """
 

@@ -11,6 +11,8 @@ literally names what the neuron promotes; the paper also lists the falls for its
 Held-out prompts: by default the last `n_prompts` documents of the shipped English corpus
 (`assets/english_corpus`, 12,518 documents; the layer-9 atlas read the first 2,000), each cut
 to `prompt_tokens` tokens. Pass `prompts` for another model or corpus.
+Cost: 3-5 clamped runs per neuron from layer `layer` on, each unembedding every token (about
+40 s per Gemma-3-270M layer-9 neuron on one shared thread here; issue26_methods.md).
 """
 
 from __future__ import annotations
