@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from circuitforge.atlas.vector_x import AtlasSeed, atlas_seeds
+from circuitforge.explanations.atlas_view import read_atlas
 from circuitforge.model.hooks import resid_pre
 from circuitforge.model.spec import FrozenModelSpec
 from circuitforge.numerics import require_at_least_one
@@ -27,7 +28,12 @@ from circuitforge.patchscope.baseline import (
     placeholder_baseline,
 )
 from circuitforge.patchscope.constraints import NormConstraint
-from circuitforge.patchscope.objective import NeuronObjective, check_layers_and_neurons
+from circuitforge.patchscope.objective import (
+    CarrierObjective,
+    NeuronObjective,
+    check_layers_and_neurons,
+    neuron_objective,
+)
 from circuitforge.patchscope.prompt import locate_placeholder
 from circuitforge.patchscope.recipe import LrScale, Recipe, step
 from lightning_modules.frozen_model_module import FrozenModelModule
@@ -67,6 +73,9 @@ class ResidualVectorModule(FrozenModelModule):
         atlas: str | None = None,
         steps_per_epoch: int = 10,
         n_words: int | None = None,
+        specificity: float = 0.0,
+        anchor: float = 0.0,
+        carrier_prompts: list[str] | None = None,
     ) -> None:
         """The defaults are the recipe measured to read something on a real model (Gemma-3-270M,
         `scripts/patchscope_recipes.py`, README "Gradient Patchscope on a real model"); the seed
@@ -103,6 +112,11 @@ class ResidualVectorModule(FrozenModelModule):
         atlas: the `atlas.json` of `init: atlas` (an atlas of `target_layer`'s MLP neurons).
         steps_per_epoch: optimisation steps per epoch (after each: callbacks, checkpoint).
         n_words: removed; refused, naming `baseline: {words: N}`.
+        specificity: weight of the mean over the layer's other neurons of relu(a) / their atlas
+            maximum (`Recipe.specificity`; needs `atlas:`).
+        anchor: weight of ||x - x0||^2 / typical_norm^2, x0 the initial vectors.
+        carrier_prompts: more prompts X is injected into besides `prompt`; the neuron's
+            activation is their mean (the sweep's setting of the same name).
         """
         super().__init__(model)
         self.save_hyperparameters()
@@ -110,7 +124,7 @@ class ResidualVectorModule(FrozenModelModule):
         seeds = [0] if seeds is None else list(seeds)
         self.source_layer, self.target_layer = source_layer, target_layer
         self.init, self.target_activation = checked_init(init), target_activation
-        self.recipe = Recipe(lr, lr_scale, norm_constraint)  # refuses a bad lr
+        self.recipe = Recipe(lr, lr_scale, norm_constraint, specificity, anchor)
         self.baseline_setting = checked_baseline(baseline, n_words)
         require_at_least_one(steps_per_epoch=steps_per_epoch)
         self.steps_per_epoch = steps_per_epoch
@@ -127,6 +141,13 @@ class ResidualVectorModule(FrozenModelModule):
             raise ValueError("give the target neuron(s); only init: atlas can pick one itself")
         check_layers_and_neurons(frozen, source_layer, target_layer, list(neurons))
         self.prompt = locate_placeholder(frozen, prompt, placeholder)
+        self.carriers = [locate_placeholder(frozen, p, placeholder) for p in carrier_prompts or []]
+        self.other_maxima: torch.Tensor | None = None
+        if specificity > 0:
+            if atlas is None:
+                raise ValueError("specificity > 0 needs atlas: <path> (the neurons' maxima)")
+            view = read_atlas(atlas, target_layer, frozen.cfg.d_mlp or 0)
+            self.other_maxima = torch.tensor([view.natural_max(n) for n in sorted(view.neurons)])
         self.vector_neurons = [n for n in neurons for _ in seeds]
         self.vector_seeds = [s for _ in neurons for s in seeds]
         d_model = frozen.cfg.d_model
@@ -135,7 +156,8 @@ class ResidualVectorModule(FrozenModelModule):
         self.register_buffer("typical_norm", torch.zeros((), dtype=torch.float32))
         self.register_buffer("neuron_index", torch.tensor(self.vector_neurons), persistent=False)
         self.activation_history: list[list[float]] = []
-        self._objective: NeuronObjective | None = None
+        self._objective: NeuronObjective | CarrierObjective | None = None
+        self.start: torch.Tensor | None = None  # X's initial vectors (the anchor's x0)
 
     # --- what the strategy and the callbacks read ------------------------------------------
     @property
@@ -162,8 +184,9 @@ class ResidualVectorModule(FrozenModelModule):
         mean, typical = found.mean, found.typical_norm
         self.baseline.copy_(mean)
         self.typical_norm.fill_(typical)
+        self.start = self.initial_vectors()
         with torch.no_grad():  # a checkpoint, when resuming, overwrites this afterwards
-            self.X.copy_(self.initial_vectors())
+            self.X.copy_(self.start)
 
     def initial_vectors(self) -> torch.Tensor:
         n, d = self.X.shape
@@ -182,10 +205,13 @@ class ResidualVectorModule(FrozenModelModule):
         return torch.stack(rows)
 
     @property
-    def objective(self) -> NeuronObjective:
+    def objective(self) -> NeuronObjective | CarrierObjective:
         if self._objective is None:  # built after the strategy placed the model
-            self._objective = NeuronObjective(
-                self.frozen_model, self.prompt, self.source_layer, self.target_layer
+            self._objective = neuron_objective(
+                self.frozen_model,
+                [self.prompt, *self.carriers],
+                self.source_layer,
+                self.target_layer,
             )
         return self._objective
 
@@ -204,6 +230,8 @@ class ResidualVectorModule(FrozenModelModule):
             float(self.typical_norm),
             self.global_step,
             self.manual_backward,
+            other_maxima=self.other_maxima,
+            anchor_to=self.start if self.recipe.anchor > 0 else None,
         )
         self.activation_history.append(done.activations.cpu().tolist())
         for name, value in zip(self.vector_names(), done.activations):
