@@ -72,6 +72,14 @@ RECIPES: dict[str, list[str]] = {
         f"{M}warm_start={{scores: eap_ig, sparsity: 0.5, n_batches: 4}}",
         f"{M}budgets={{steps_per_budget: {{per_budget}}}}",
     ],
+    # nested budgets without a warm start (all edges start on, as today's recipe)
+    "ours_cold": [
+        f"{M}parameterisation=hard_concrete",
+        f"{M}lr=0.1",
+        f"{M}sparsity={{kind: lagrangian, target: 0.0, lambda_lr: 0.8}}",
+        f"{M}warm_start=null",
+        f"{M}budgets={{steps_per_budget: {{per_budget}}}}",
+    ],
     # ours without nested budgets: warm start + Lagrangian to 95% sparsity
     "ours_flat": [
         f"{M}parameterisation=hard_concrete",
