@@ -264,7 +264,7 @@ def gemma_scope_layers_override(config: str, layers: dict[str, list[int]]) -> li
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--hf-home", type=Path, default=Path("/tmp/circuitforge_rehearsal/hf"))
     parser.add_argument("--out", type=Path, default=Path("/tmp/circuitforge_rehearsal/out"))
     parser.add_argument(

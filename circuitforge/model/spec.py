@@ -180,7 +180,7 @@ def weights_not_processed() -> Iterator[None]:
         center_unembed=True,
         fold_value_biases=True,
         refactor_factored_attn_matrices=False,
-        **kwargs,
+        adapter=None,
     ):
         steps = (
             fold_ln,
@@ -190,10 +190,11 @@ def weights_not_processed() -> Iterator[None]:
             refactor_factored_attn_matrices,
         )
         if any(steps):
-            return original.__func__(state_dict, cfg, *steps, **kwargs)
+            return original.__func__(state_dict, cfg, *steps, adapter=adapter)
         return state_dict
 
-    ProcessWeights.process_weights = staticmethod(process_weights)
+    # the same call signature; pyright compares it with the staticmethod's declared function
+    ProcessWeights.process_weights = staticmethod(process_weights)  # pyright: ignore[reportAttributeAccessIssue]
     try:
         yield
     finally:

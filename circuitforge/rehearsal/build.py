@@ -7,7 +7,7 @@ rehearsal reuses the cache. Nothing here is committed: the folder is the caller'
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -44,7 +44,7 @@ def _once(hf_home: Path, part: str, build) -> bool:
 def build_all(
     hf_home: Path,
     texts: Sequence[str],
-    gemma_scope_layers: dict[str, Sequence[int]],
+    gemma_scope_layers: Mapping[str, Sequence[int]],
     gpt2_sae_layers: Sequence[int] = range(12),
     gemma_dtype: torch.dtype = torch.bfloat16,
     only: Sequence[str] | None = None,

@@ -39,7 +39,7 @@ def add_file(
     hub_dir: Path,
     repo_id: str,
     filename: str,
-    write: Callable[[Path], None],
+    write: Callable[[Path], object],
     repo_type: str = "model",
 ) -> Path:
     """Write one file of `repo_id` with `write(path)`, store it as a blob, link it in the snapshot.

@@ -25,7 +25,7 @@ def gemma2_config(dtype: torch.dtype):
 
 
 def _block(cfg, layer: int):
-    from transformer_lens.components import TransformerBlock
+    from transformer_lens.components.transformer_block import TransformerBlock
 
     block = TransformerBlock(cfg, layer)
     with torch.no_grad():
