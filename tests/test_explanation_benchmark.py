@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 from transformer_lens import HookedTransformer
+from transformer_lens.components import TransformerBlock
 
 from circuitforge.explanations.benchmark.carriers import carry
 from circuitforge.explanations.benchmark.explained import explained, method_table
@@ -272,10 +276,24 @@ class CrashingBenchmark(ExplanationBenchmarkModule):
                 raise RuntimeError("interrupted")
 
 
+def leaves(value, path: str = "") -> dict:
+    """Every number, text and flag of a nested result by its path (for approx comparisons)."""
+    if isinstance(value, dict):
+        return {
+            k: v for key, item in value.items() for k, v in leaves(item, f"{path}/{key}").items()
+        }
+    if isinstance(value, list):
+        return {
+            k: v for i, item in enumerate(value) for k, v in leaves(item, f"{path}/{i}").items()
+        }
+    return {path: value}
+
+
 def without_seconds(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "seconds_per_neuron"} for r in rows]
 
 
+@pytest.mark.slow
 def test_ckpt_path_last_resumes_with_no_finished_method_redone(bench, demo_atlas_path, tmp_path):
     _, whole = bench
     crashing = [  # 3 methods per chunk: it stops after chunk 1's second method
@@ -293,6 +311,26 @@ def test_ckpt_path_last_resumes_with_no_finished_method_redone(bench, demo_atlas
     assert cli.trainer.log_dir == str(interrupted)
     assert cli.model.methods_run == 1  # chunk 1's last method; chunk 0 and two methods were kept
     assert without_seconds(results(tmp_path)["rows"]) == without_seconds(whole["rows"])
+
+
+@pytest.mark.slow
+def test_two_ddp_processes_give_the_same_rows(bench, demo_atlas_path, tmp_path):
+    _, one = bench
+    args = bench_args(tmp_path, demo_atlas_path, "--trainer.strategy=ddp", "--trainer.devices=2")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(
+        [sys.executable, "train.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    two = results(tmp_path)
+    assert two["processes"] == 2
+    a, b = leaves(without_seconds(two["rows"])), leaves(without_seconds(one["rows"]))
+    assert a.keys() == b.keys()
+    floats = [k for k in a if isinstance(a[k], float)]
+    assert {k: v for k, v in a.items() if k not in floats} == {
+        k: v for k, v in b.items() if k not in floats
+    }  # texts, ranks, flags: equal
+    assert [a[k] for k in floats] == pytest.approx([b[k] for k in floats], rel=1e-4, abs=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -316,6 +354,10 @@ def test_bad_inputs_are_refused_in_one_line_before_any_forward(
         raise AssertionError("a forward ran before the refusal")
 
     monkeypatch.setattr(HookedTransformer, "forward", no_forward)
+    monkeypatch.setattr(TransformerBlock, "forward", no_forward)  # run_blocks' way in
+    monkeypatch.setattr(  # the set-up's first model work (no block runs at source_layer 0)
+        "lightning_modules.explanation_benchmark.placeholder_baseline", no_forward
+    )
     with pytest.raises(ValueError, match=message) as refused:
         main(bench_args(tmp_path, demo_atlas_path, *extra))
     assert "\n" not in str(refused.value)
