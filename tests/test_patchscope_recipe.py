@@ -331,7 +331,9 @@ def test_carrier_prompts_average_the_neuron_over_plain_runs_of_each_prompt(demo_
     )
     neurons = torch.tensor([170, 5, 9])
     got = objective(x0, neurons)
-    expected = sum(plain_layer(demo_model, p, x0)[torch.arange(3), neurons] for p in prompts) / 2
+    expected = torch.stack(
+        [plain_layer(demo_model, p, x0)[torch.arange(3), neurons] for p in prompts]
+    ).mean(0)
     assert torch.allclose(got, expected, atol=1e-5)
 
 
