@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from transformer_lens import HookedTransformer
-from transformer_lens.components import TransformerBlock
+from transformer_lens.components.transformer_block import TransformerBlock
 
 from circuitforge.explanations.benchmark.carriers import carry
 from circuitforge.explanations.benchmark.explained import explained, method_table
