@@ -8,6 +8,7 @@ format) and checks the trigger token is where the atlas says; `vector_x` re-runs
 
 from __future__ import annotations
 
+import glob
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +82,8 @@ def load_atlas(path: str | Path) -> tuple[Path, dict]:
 
 
 def newest_match(pattern: str) -> Path:
-    found = sorted(Path().glob(pattern), key=lambda p: p.stat().st_mtime)
+    # glob.glob takes absolute patterns too (Path().glob refuses them)
+    found = sorted(map(Path, glob.glob(pattern)), key=lambda p: p.stat().st_mtime)
     if not found:
         raise FileNotFoundError(
             f"no atlas matches {pattern}: build it first "

@@ -91,6 +91,15 @@ def hook_place(hook_name: str) -> tuple[int, str, float]:
     return point.layer, SUBLAYER[point.point], point.layer + _SLOT[point.point]
 
 
+def flat_hook_z(sae) -> None:
+    """Make a hook_z SAE read and write z flattened to [..., n_heads * d_head], as every reader
+    here gives it. sae-lens turns on its hook_z reshaping for some pretrained loads (Gemma Scope's
+    att SAEs): then `encode` folds the input's last two axes (on flat z: position and width)
+    and `decode` fails before the first `encode` ('no attribute d_head')."""
+    if getattr(sae, "hook_z_reshaping_mode", False):
+        sae.turn_off_forward_pass_hook_z_reshaping()
+
+
 @torch.no_grad()
 def affine_decoder(sae, chunk: int = 1024) -> tuple[Tensor, Tensor]:
     """(D, b) with sae.decode(f) == f @ D + b for every f (checked on one random f)."""
@@ -136,6 +145,7 @@ def load_points(model: HookedTransformer, groups: list[SAEGroup]) -> list[SAEPoi
             d_in, want = matched.sae.W_dec.shape[1], hook_width(model, hook)
             if d_in != want:
                 raise ValueError(f"SAE {matched.name} has d_in {d_in} but {hook} is {want} wide")
+            flat_hook_z(matched.sae)
             decoder, bias = affine_decoder(matched.sae)
             points.append(SAEPoint(hook, at, sublayer, order, matched, decoder, bias))
     points.sort(key=lambda p: p.order)

@@ -1,0 +1,56 @@
+"""Bugs the offline hub rehearsal found (issue 28), each tested without the stand-ins."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from sae_lens import StandardSAE, StandardSAEConfig
+from sae_lens.saes.sae import SAEMetadata
+
+from circuitforge.atlas.vector_x import newest_match
+from circuitforge.feature_circuits.points import affine_decoder, flat_hook_z
+
+
+def hook_z_sae(n_heads: int = 2, d_head: int = 4, d_sae: int = 6) -> StandardSAE:
+    cfg = StandardSAEConfig(
+        d_in=n_heads * d_head, d_sae=d_sae, metadata=SAEMetadata(hook_name="blocks.0.attn.hook_z")
+    )
+    sae = StandardSAE(cfg)
+    gen = torch.Generator().manual_seed(0)
+    sae.load_state_dict(
+        {k: torch.randn(v.shape, generator=gen) for k, v in sae.state_dict().items()}
+    )
+    sae.turn_on_forward_pass_hook_z_reshaping()  # what sae-lens does for Gemma Scope's att SAEs
+    return sae.requires_grad_(False)
+
+
+def test_a_hook_z_sae_with_sae_lens_reshaping_reads_and_writes_flat_z():
+    sae = hook_z_sae()
+    # before the fix: decode fails (the rehearsal met "no attribute 'd_head'" after a hub load;
+    # here sae-lens's d_head is None and einops refuses)
+    with pytest.raises(Exception, match="d_head|NoneType"):
+        affine_decoder(sae)
+    flat_hook_z(sae)
+    decoder, bias = affine_decoder(sae)
+    z = torch.randn(
+        3, 5, 8, generator=torch.Generator().manual_seed(1)
+    )  # [batch pos n_heads*d_head]
+    # independent: the SAE's own formula written out
+    pre = (z - sae.b_dec) @ sae.W_enc + sae.b_enc
+    expected = torch.relu(pre)
+    torch.testing.assert_close(sae.encode(z), expected)
+    torch.testing.assert_close(sae.decode(expected), expected @ decoder + bias)
+    torch.testing.assert_close(decoder, sae.W_dec)
+
+
+def test_newest_atlas_match_takes_an_absolute_pattern(tmp_path: Path):
+    old, new = (tmp_path / f"version_{i}" / "results" / "atlas.json" for i in (0, 1))
+    for i, path in enumerate((old, new)):
+        path.parent.mkdir(parents=True)
+        path.write_text("{}")
+        os.utime(path, (time.time() + i, time.time() + i))
+    assert newest_match(str(tmp_path / "version_*" / "results" / "atlas.json")) == new
