@@ -7,7 +7,7 @@ its snapshots (`benchmark_snapshot/rank_*.pt`: every chunk finished so far), and
 the per-method table (`explained.method_table`), the union over the methods proper (controls
 left out), the paired tests against M0, the cost per neuron per method, and the texts of the
 neurons where `--ours` and M0 disagree and where `--ours` alone explains. `--json` also writes
-all of it (and the rows) to a file.
+all of it (and the rows) to a file, `--html` the page (`benchmark/page.py`: table, figure, texts).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from circuitforge.explanations.benchmark.explained import (  # noqa: E402
     method_table,
     table_lines,
 )
+from circuitforge.explanations.benchmark.page import benchmark_page  # noqa: E402
 from circuitforge.explanations.benchmark.report import (  # noqa: E402
     disagreements,
     proper_methods,
@@ -129,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ours", default="m2_patchscope", help="the method compared with M0")
     parser.add_argument("--limit", type=int, default=10, help="texts listed per kind")
     parser.add_argument("--json", type=Path, help="also write everything here")
+    parser.add_argument("--html", type=Path, help="also write the page (table, figure, texts)")
     args = parser.parse_args(argv)
     rows, source = read_rows(args.run)
     found = report(rows, args.ours, args.limit)
@@ -136,6 +138,10 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(markdown(found, args.ours)))
     if args.json:
         args.json.write_text(json.dumps({**found, "source": source, "rows": rows}, indent=1))
+    if args.html:
+        notes = [f"{found['n_neurons']} neurons, rows from {source}"]
+        title = f"Explanation benchmark: {args.run}"
+        args.html.write_text(benchmark_page(title, notes, found["summary"], rows))
 
 
 if __name__ == "__main__":
