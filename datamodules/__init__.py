@@ -1,6 +1,7 @@
 """Datamodules: text corpora (baselines, atlas) and, later, prompt pairs."""
 
 from datamodules.activation_tokens import ActivationTokensDataModule
+from datamodules.cached_activations import CachedActivationsDataModule
 from datamodules.demo_corpus import DemoCorpusDataModule
 from datamodules.documents import DocumentDataModule
 from datamodules.neuron_batches import NeuronBatchDataModule
@@ -9,6 +10,7 @@ from datamodules.text import TextDataModule
 
 __all__ = [
     "ActivationTokensDataModule",
+    "CachedActivationsDataModule",
     "DocumentDataModule",
     "NeuronBatchDataModule",
     "PromptPairDataModule",

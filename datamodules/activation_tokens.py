@@ -66,11 +66,19 @@ class TokenWindows:
             if self.start[0] == epoch:
                 first = self.start[1]
             self.start = None
-        order = epoch_order(self.rows.shape[0], self.seed, epoch)
+        order = self.order(epoch)
         for index in range(first, len(self)):
             batch = self.batch_of(index)
             picked = order[batch * self.batch_size : (batch + 1) * self.batch_size]
-            yield {"tokens": self.rows[picked], "epoch": epoch, "index": index}
+            yield self.batch(picked, epoch, index)
+
+    def order(self, epoch: int) -> torch.Tensor:
+        """The rows' order in `epoch` (fixed by the seed and the epoch)."""
+        return epoch_order(self.rows.shape[0], self.seed, epoch)
+
+    def batch(self, picked: torch.Tensor, epoch: int, index: int) -> dict[str, Any]:
+        """The batch of rows `picked` (what the loader yields at step `index` of `epoch`)."""
+        return {"tokens": self.rows[picked], "epoch": epoch, "index": index}
 
     def state_dict(self) -> dict[str, Any]:
         return {"position": self.position, "processes": self.processes}
@@ -190,15 +198,7 @@ class ActivationTokensDataModule(L.LightningDataModule):
         if self.train_rows is None:
             raise RuntimeError("bind_tokenizer was not called (the module does it in setup)")
         if self.loader is None:
-            self.loader = TokenWindows(
-                self.train_rows,
-                self.n_rows,
-                self.batch_size,
-                self.seed,
-                self._current_epoch,
-                rank=self._trainer_int("global_rank", 0),
-                processes=self._processes(),
-            )
+            self.loader = self.new_loader()
             if len(self.loader) == 0:
                 raise ValueError(
                     f"{self.n_rows // self.batch_size} batches per epoch cannot be dealt to "
@@ -208,6 +208,19 @@ class ActivationTokensDataModule(L.LightningDataModule):
         self.loader.position = self.position
         self.resume_at = None
         return self.loader
+
+    def new_loader(self) -> TokenWindows:
+        """This process's loader of the training rows."""
+        assert self.train_rows is not None
+        return TokenWindows(
+            self.train_rows,
+            self.n_rows,
+            self.batch_size,
+            self.seed,
+            self._current_epoch,
+            rank=self._trainer_int("global_rank", 0),
+            processes=self._processes(),
+        )
 
     def _trainer_int(self, name: str, default: int) -> int:
         return int(getattr(self.trainer, name, default)) if self.trainer is not None else default

@@ -2,6 +2,7 @@
 
 from lightning_modules.activation_atlas import ActivationAtlasModule
 from lightning_modules.activation_patching import ActivationPatchingModule
+from lightning_modules.dictionary_pilot import DictionaryPilot
 from lightning_modules.dictionary_training import DictionaryTraining
 from lightning_modules.direct_logit_attribution import DirectLogitAttributionModule
 from lightning_modules.edge_coefficients import EdgeCoefficientsModule
@@ -15,6 +16,7 @@ from lightning_modules.residual_vector import ResidualVectorModule
 from lightning_modules.transcoder_training import TranscoderTraining
 
 __all__ = [
+    "DictionaryPilot",
     "DictionaryTraining",
     "NeuronExplanationModule",
     "ActivationAtlasModule",

@@ -8,6 +8,8 @@ loss, AuxK included, is sae-lens's (`circuitforge.dictionaries.training`). Befor
 step `b_dec` is set to the data mean and the input scale measured on a first slice of the
 stream (`circuitforge.dictionaries.centring`); both, the dead-feature counters and the token
 count are buffers, so a checkpoint carries them. `callbacks.DictionaryExport` writes the SAEs.
+With `CachedActivationsDataModule` the activations come from a cache written once on disk
+(`scripts/cache_activations.py`): no forward for training, the same statistics and steps.
 Under ddp (`--trainer.strategy ddp --trainer.devices N`) each process reads its own slice of the
 token stream (`ActivationTokensDataModule`), DDP averages the gradients, and the counters are
 summed across processes, so every process holds the same dictionaries and counters.
@@ -32,6 +34,7 @@ from circuitforge.model.placement import DevicePlan, place_model
 from circuitforge.model.spec import FrozenModelSpec
 from circuitforge.numerics import check_finite, require_at_least_one
 from datamodules.activation_tokens import ActivationTokensDataModule
+from datamodules.cached_activations import CachedActivationsDataModule
 from lightning_modules.frozen_model_module import FrozenModelModule
 from lightning_modules.frozen_model_strategy import FrozenModelStrategy
 from lightning_modules.trainer_access import datamodule_of
@@ -97,6 +100,7 @@ class DictionaryTraining(FrozenModelModule):
             self.register_buffer(f"scale__{s.key()}", torch.zeros((), dtype=torch.float64))
         self.register_buffer("tokens_seen", torch.zeros((), dtype=torch.long))
         self._last_time: float | None = None
+        self.centre = True  # b_dec starts at the data mean (`DictionaryPilot` can turn it off)
 
     def since_fired(self, spec: DictionarySpec | TranscoderSpec) -> torch.Tensor:
         return getattr(self, f"since_fired__{spec.key()}")
@@ -109,6 +113,8 @@ class DictionaryTraining(FrozenModelModule):
         if datamodule is None or not hasattr(datamodule, "bind_tokenizer"):
             raise ValueError("DictionaryTraining needs data: ActivationTokensDataModule")
         datamodule.bind_tokenizer(self.frozen_model)
+        if isinstance(datamodule, CachedActivationsDataModule):
+            datamodule.check_serves([s.hook for s in self.specs], self.bf16)
         if not isinstance(self.trainer.strategy, FrozenModelStrategy):
             # ddp and friends: each process holds the whole frozen model on its own device.
             device = self.trainer.strategy.root_device
@@ -138,15 +144,20 @@ class DictionaryTraining(FrozenModelModule):
         """Centre and scale once (a resumed run has both from its checkpoint)."""
         if all(self.scale(s) > 0 for s in self.specs):
             return
-        rows = self.tokens_data().first_rows(self.init_rows).to(self.device)
-        acts = self.activations(rows)
+        data = self.tokens_data()
+        if isinstance(data, CachedActivationsDataModule):
+            acts = {h: a.to(self.device) for h, a in data.first_activations(self.init_rows).items()}
+        else:
+            acts = self.activations(data.first_rows(self.init_rows).to(self.device))
         for spec in self.specs:
             stats = input_statistics(acts[spec.hook])
             getattr(self, f"scale__{spec.key()}").fill_(stats.scale)
-            centre_decoder_bias(self.saes[spec.key()], stats)
+            if self.centre:
+                centre_decoder_bias(self.saes[spec.key()], stats)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        acts = self.activations(batch["tokens"])
+        # a cached run's batches carry their activations (CachedActivationsDataModule)
+        acts = batch["activations"] if "activations" in batch else self.activations(batch["tokens"])
         total = torch.zeros((), device=self.device)
         n_tokens = 0
         share = self.sum_across_processes()
