@@ -4,7 +4,9 @@
 cross-entropy, the table per method (`circuitforge.explanations.benchmark.explained`), the costs
 per neuron per method, and every row (each method's E and scores per neuron);
 `neuron_explanations_benchmark.parquet` (one row per neuron and method; when pyarrow is installed,
-else said so on stderr); `neuron_explanations_benchmark.md` (the table).
+else said so on stderr); `neuron_explanations_benchmark.md` (the table);
+`neuron_explanations_benchmark.html` (the table, the summary figure, every method's E and scores per
+neuron: `circuitforge.explanations.benchmark.page`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import lightning as L
 
 from circuitforge.atomic_files import write_bytes_atomically, write_text_atomically
 from circuitforge.explanations.benchmark.explained import method_table, table_lines
+from circuitforge.explanations.benchmark.page import benchmark_page
 from circuitforge.results import strict_json
 from lightning_modules.explanation_benchmark import ExplanationBenchmarkModule
 from lightning_modules.trainer_access import module_of
@@ -100,6 +103,11 @@ class ExplanationBenchmarkExport(L.Callback):
         path = folder / f"{NAME}.json"
         write_text_atomically(path, strict_json(document, str(path)))
         write_text_atomically(folder / f"{NAME}.md", "\n".join(table_lines(self.summary)) + "\n")
+        title = f"Explanation benchmark: {module.spec.describe()} layer {module.layer}"
+        notes = [f"{len(rows)} neurons; held-out documents {vars(module.held_out)}"]
+        write_text_atomically(
+            folder / f"{NAME}.html", benchmark_page(title, notes, self.summary, rows)
+        )
         if self.parquet and rows:
             try:
                 data = parquet_bytes(rows)

@@ -258,6 +258,10 @@ def test_the_run_writes_every_methods_text_and_scores_per_neuron(bench, demo_mod
     import pyarrow.parquet as pq
 
     assert pq.read_table(parquet).num_rows == 6 * len(names)
+    (page,) = save_dir.glob("*/version_*/results/neuron_explanations_benchmark.html")
+    shown = page.read_text()
+    texts = [json.dumps(r["methods"]["m2_patchscope"]["text"])[1:-1] for r in out["rows"]]
+    assert all(t in shown for t in texts) and "summary-figure" in shown
 
 
 class CrashingBenchmark(ExplanationBenchmarkModule):
