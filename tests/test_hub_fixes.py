@@ -54,3 +54,45 @@ def test_newest_atlas_match_takes_an_absolute_pattern(tmp_path: Path):
         path.write_text("{}")
         os.utime(path, (time.time() + i, time.time() + i))
     assert newest_match(str(tmp_path / "version_*" / "results" / "atlas.json")) == new
+
+
+def bf16_demo_dla(drop: str | None = None):
+    """DLA of the demo model cast to bf16 (as the Gemma-2 configs load), optionally with one
+    piece left out of the decomposition."""
+    from circuitforge.analysis import direct_logit
+    from circuitforge.model.spec import FrozenModelSpec, load_frozen_model
+    from tests.analysis_models import BATCHES
+    from tests.conftest import DEMO_MODEL
+
+    spec = FrozenModelSpec(path=str(DEMO_MODEL), dtype="bfloat16")
+    model, batch = load_frozen_model(spec), BATCHES["demo"]()
+    pieces_of = direct_logit.residual_pieces
+
+    def without(model, cache, read):
+        names, pieces = pieces_of(model, cache, read)
+        keep = [i for i, name in enumerate(names) if name != drop]
+        return [names[i] for i in keep], pieces[:, keep]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(direct_logit, "residual_pieces", without)
+        return direct_logit.direct_logit_attribution(model, batch)
+
+
+def test_dla_in_bf16_sums_within_rounding():
+    """The Gemma-2-2B DLA config loads bf16; the check's fp32 tolerance refused it (max gap 0.5).
+    In bf16 the shares must still add up to what the fp32 model's DLA finds (itself checked
+    against plain forwards in test_analysis_readouts), within bf16's error."""
+    from circuitforge.analysis.direct_logit import direct_logit_attribution
+    from tests.analysis_models import BATCHES, demo
+
+    found = bf16_demo_dla()
+    exact = direct_logit_attribution(demo(), BATCHES["demo"]())
+    assert found.names == exact.names
+    torch.testing.assert_close(found.before_softcap, exact.before_softcap, atol=0.1, rtol=0.02)
+    torch.testing.assert_close(found.shares, exact.shares, atol=0.15, rtol=0.05)
+
+
+@pytest.mark.parametrize("drop", ["m1", "2.0", "embed"])
+def test_dla_in_bf16_still_refuses_a_missing_piece(drop):
+    with pytest.raises(RuntimeError, match="do not sum to the final residual"):
+        bf16_demo_dla(drop)
