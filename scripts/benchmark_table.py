@@ -29,6 +29,7 @@ from circuitforge.explanations.benchmark.explained import (  # noqa: E402
 )
 from circuitforge.explanations.benchmark.page import benchmark_page  # noqa: E402
 from circuitforge.explanations.benchmark.report import (  # noqa: E402
+    criteria,
     disagreements,
     proper_methods,
     sole_explanations,
@@ -69,6 +70,7 @@ def report(rows: list[dict], ours: str, limit: int) -> dict:
             "fraction_explained": sum(union) / len(union),
             "explained_interval": bootstrap_interval(union),
         },
+        "criteria": {m: criteria(rows, m) for m in names},
         "costs": costs(rows),
         "disagreements": disagreements(rows, flags, ours, REFERENCE, limit),
         "sole": sole_explanations(rows, flags, ours, proper, limit),
@@ -89,7 +91,8 @@ def markdown(found: dict, ours: str) -> list[str]:
         f"[{_f(ci[0], 3)}, {_f(ci[1], 3)}]"
     )
     lines += ["", "| method | S1 control q95 | S3 control q95 | only it / only M0 (McNemar p) "
-              "| S1 above / below M0 (sign p) |", "|---|---|---|---|---|"]  # fmt: skip
+              "| S1 above / below M0 (sign p) | passes S1 / S2 / S3 alone |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
     for e in summary["methods"]:
         test = e.get("against_" + REFERENCE)
         paired = "| |"
@@ -99,8 +102,10 @@ def markdown(found: dict, ours: str) -> list[str]:
                 f"| {x['only_method']} / {x['only_reference']} ({x['p_value']:.3g}) "
                 f"| {s['above']} / {s['below']} ({s['p_value']:.3g}) |"
             )
+        alone = " / ".join(_f(v, 2) for v in found["criteria"][e["method"]].values())
         lines.append(
             f"| {e['method']} | {_f(e['s1_control_q95'])} | {_f(e['s3_control_q95'])} {paired}"
+            f" {alone} |"
         )
     lines += ["", "| cost | s per neuron | h per 1,000 neurons |", "|---|---|---|"]
     for name, c in found["costs"].items():
@@ -117,7 +122,8 @@ def markdown(found: dict, ours: str) -> list[str]:
             lines.append(f"**{e['neuron']}** (explained by: {by})")
             for name, text in e["texts"].items():
                 rank = e["s2_rank"][name]
-                lines.append(f"- {name} (S1 {_f(e['s1'][name], 2)}, S2 rank {rank}): `{text}`")
+                shown = text.replace("\n", "\\n")
+                lines.append(f"- {name} (S1 {_f(e['s1'][name], 2)}, S2 rank {rank}): `{shown}`")
             lines.append("")
     return lines
 

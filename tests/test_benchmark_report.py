@@ -10,6 +10,7 @@ import pytest
 
 from circuitforge.explanations.benchmark.explained import method_table
 from circuitforge.explanations.benchmark.report import (
+    criteria,
     disagreements,
     proper_methods,
     sole_explanations,
@@ -70,6 +71,11 @@ def test_disagreements_and_sole_explanations_match_a_hand_count() -> None:
     union = union_flags(flags, proper)
     assert union == [n % 2 == 0 or n % 3 == 0 or n % 4 == 0 for n in range(20)]
     assert union != union_flags(flags, NAMES)  # the control (n % 5) would add neuron 5
+    # each condition alone: m2's S1, S2 and S3 all pass together on n % 3 == 0 (7 of 20)
+    assert criteria(rows, "m2_patchscope") == {"s1": 7 / 20, "s2_top10": 7 / 20, "s3": 7 / 20}
+    rows[1]["methods"]["m2_patchscope"]["s2"]["top10"] = True  # S2 alone passes one more
+    rows[3]["methods"]["m2_patchscope"]["s3"] = None  # S3 missing fails
+    assert criteria(rows, "m2_patchscope") == {"s1": 7 / 20, "s2_top10": 8 / 20, "s3": 6 / 20}
     with pytest.raises(ValueError, match="no explained flags"):
         union_flags(flags, ["m9_missing"])
 

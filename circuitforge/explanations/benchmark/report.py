@@ -8,6 +8,7 @@ where one method and the reference (M0) disagree, and where one method alone exp
 from __future__ import annotations
 
 from circuitforge.explanations.benchmark.controls import CONTROLS
+from circuitforge.explanations.benchmark.explained import thresholds
 
 
 def proper_methods(names: list[str]) -> list[str]:
@@ -23,6 +24,25 @@ def union_flags(flags: dict[str, list[bool]], names: list[str]) -> list[bool]:
     if missing:
         raise ValueError(f"no explained flags for {missing} (have {sorted(flags)})")
     return [any(flags[n][i] for n in names) for i in range(len(flags[names[0]]))]
+
+
+def criteria(rows: list[dict], method: str) -> dict[str, float]:
+    """The fraction of rows passing each of the explained rule's three conditions alone (which
+    one holds a method back): S1 above its control's 95th percentile, S2 in the top 10, S3 above
+    its control's 95th percentile."""
+    if not rows:
+        raise ValueError("no rows")
+    limits = thresholds(rows, method)
+    scores = [r["methods"][method] for r in rows]
+
+    def above(score: float | None, limit: float | None) -> bool:
+        return score is not None and limit is not None and score > limit
+
+    return {
+        "s1": sum(above(s["s1"], limits["s1"]) for s in scores) / len(rows),
+        "s2_top10": sum(bool(s["s2"] and s["s2"]["top10"]) for s in scores) / len(rows),
+        "s3": sum(above(s["s3"], limits["s3"]) for s in scores) / len(rows),
+    }
 
 
 def _entry(row: dict, names: list[str], flags: dict[str, list[bool]], i: int) -> dict:
