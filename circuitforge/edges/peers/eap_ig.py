@@ -30,10 +30,9 @@ from torch import Tensor
 from circuitforge.edges.masked_forward import MaskedForward
 from circuitforge.edges.peers.metric import answer_logits_only, check_objective
 from circuitforge.edges.peers.result import PeerScores
-from circuitforge.edges.peers.slot_gradients import clean_run, edge_scores, slot_gradient_grid
+from circuitforge.edges.peers.slot_gradients import clean_run, edge_scores, path_gradient_grid
 from circuitforge.edges.prepared import PreparedBatch
 from circuitforge.model import hooks
-from circuitforge.model.hooks import FwdHooks
 
 MIB_IG_STEPS = 5
 
@@ -71,16 +70,12 @@ def eap_ig_inputs(
         run = clean_run(forward, p)
         differences = run.stacked
         clean_input, ablated_input = run.record.sources[0][:, :, 0], p.ablated.sources[0][:, :, 0]
-        grid = torch.zeros(())
+        alphas = [k / steps for k in range(steps)]  # EAP-IG's inputs rule: 0, ..., (steps-1)/steps
         with answer_logits_only(forward.model, p, metric_kind) as metric:
-            for k in range(steps):
-                point = ablated_input + (k / steps) * (clean_input - ablated_input)
-
-                def interpolate(x: Tensor, hook, point=point) -> Tensor:
-                    return point.to(x.dtype)
-
-                override: FwdHooks = [(hooks.resid_pre(0), interpolate)]
-                grid = grid + slot_gradient_grid(forward, p, metric, differences, override)
+            start_hook = hooks.resid_pre(0)
+            grid = path_gradient_grid(
+                forward, p, metric, differences, start_hook, clean_input, ablated_input, alphas
+            )
         total += edge_scores(graph, grid / steps).double()
         n_pairs += len(p.batch)
         forwards += 1 + steps  # the clean record, then one forward per step

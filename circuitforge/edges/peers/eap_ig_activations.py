@@ -25,10 +25,9 @@ from circuitforge.edges.masked_forward import MaskedForward
 from circuitforge.edges.peers.eap_ig import MIB_IG_STEPS, check_steps
 from circuitforge.edges.peers.metric import answer_logits_only, check_objective
 from circuitforge.edges.peers.result import PeerScores
-from circuitforge.edges.peers.slot_gradients import clean_run, edge_scores, slot_gradient_grid
+from circuitforge.edges.peers.slot_gradients import clean_run, edge_scores, path_gradient_grid
 from circuitforge.edges.prepared import PreparedBatch
 from circuitforge.model import hooks
-from circuitforge.model.hooks import FwdHooks
 
 
 @torch.no_grad()
@@ -75,17 +74,13 @@ def eap_ig_activations_scores(
             if forward.has_mlp:
                 group = 2 + layer * per_layer
                 nodes.append((hooks.mlp_out(layer), clean[group][:, :, 0], ablated[group][:, :, 0]))
+        alphas = [k / steps for k in range(1, steps + 1)]  # EAP-IG's rule here: 1/steps ... 1
         grid = torch.zeros(())
         with answer_logits_only(forward.model, p, metric_kind) as metric:
             for name, clean_value, ablated_value in nodes:
-                for k in range(1, steps + 1):
-                    point = ablated_value + (k / steps) * (clean_value - ablated_value)
-
-                    def interpolate(x: Tensor, hook, point=point) -> Tensor:
-                        return point.to(x.dtype)
-
-                    override: FwdHooks = [(name, interpolate)]
-                    grid = grid + slot_gradient_grid(forward, p, metric, differences, override)
+                grid = grid + path_gradient_grid(
+                    forward, p, metric, differences, name, clean_value, ablated_value, alphas
+                )
         total += edge_scores(graph, grid / (len(nodes) * steps)).double()
         n_pairs += len(p.batch)
         forwards += 2 + (kind == "interchange") + len(nodes) * steps  # records, then the steps

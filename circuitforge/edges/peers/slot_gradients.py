@@ -98,3 +98,28 @@ def edge_scores(
     edge, position, source, slot = graph.cells
     values = grid[position, source, slot]
     return torch.zeros(len(graph.edges), dtype=grid.dtype).index_add_(0, edge, values)
+
+
+def path_gradient_grid(
+    forward: MaskedForward,
+    prepared: PreparedBatch,
+    metric: Metric,
+    differences: Float[Tensor, "batch pos source d_model"],
+    hook_name: str,
+    clean: Tensor,
+    ablated: Tensor,
+    alphas: list[float],
+) -> Float[Tensor, "position source slot"]:
+    """The sum of `slot_gradient_grid` over points on the straight path from `ablated` to
+    `clean` at `hook_name` (the value there is replaced by ablated + alpha (clean - ablated)):
+    the integrated-gradients sum of the EAP-IG family, unnormalised."""
+    grid = torch.zeros(())
+    for alpha in alphas:
+        point = ablated + alpha * (clean - ablated)
+
+        def interpolate(x: Tensor, hook, point=point) -> Tensor:
+            return point.to(x.dtype)
+
+        override: FwdHooks = [(hook_name, interpolate)]
+        grid = grid + slot_gradient_grid(forward, prepared, metric, differences, override)
+    return grid
