@@ -7,7 +7,8 @@ its snapshots (`benchmark_snapshot/rank_*.pt`: every chunk finished so far), and
 the per-method table (`explained.method_table`), the union over the methods proper (controls
 left out), the paired tests against M0, the cost per neuron per method, and the texts of the
 neurons where `--ours` and M0 disagree and where `--ours` alone explains. `--json` also writes
-all of it (and the rows) to a file, `--html` the page (`benchmark/page.py`: table, figure, texts).
+all of it (and the rows) to a file, `--html` the page (`benchmark/page.py`: table, figure, texts),
+`--svg` the summary figure alone (`benchmark/figure.py`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from circuitforge.explanations.benchmark.explained import (  # noqa: E402
     method_table,
     table_lines,
 )
+from circuitforge.explanations.benchmark.figure import summary_figure  # noqa: E402
 from circuitforge.explanations.benchmark.page import benchmark_page  # noqa: E402
 from circuitforge.explanations.benchmark.report import (  # noqa: E402
     criteria,
@@ -137,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=10, help="texts listed per kind")
     parser.add_argument("--json", type=Path, help="also write everything here")
     parser.add_argument("--html", type=Path, help="also write the page (table, figure, texts)")
+    parser.add_argument("--svg", type=Path, help="also write the summary figure alone")
     args = parser.parse_args(argv)
     rows, source = read_rows(args.run)
     found = report(rows, args.ours, args.limit)
@@ -144,6 +147,9 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(markdown(found, args.ours)))
     if args.json:
         args.json.write_text(json.dumps({**found, "source": source, "rows": rows}, indent=1))
+    if args.svg:
+        names = [e["method"] for e in found["summary"]["methods"]]
+        args.svg.write_text(summary_figure(found["summary"], rows, names))
     if args.html:
         notes = [f"{found['n_neurons']} neurons, rows from {source}"]
         title = f"Explanation benchmark: {args.run}"

@@ -103,8 +103,10 @@ def test_the_table_script_reads_an_unfinished_run(tmp_path: Path, capsys) -> Non
     assert found["union_of_methods"]["fraction_explained"] == pytest.approx(
         sum(n % 2 == 0 or n % 3 == 0 or n % 4 == 0 for n in range(20)) / 20
     )
-    script.main([str(tmp_path), "--json", str(tmp_path / "out.json")])
+    script.main([str(tmp_path), "--json", str(tmp_path / "out.json"),
+                 "--svg", str(tmp_path / "f.svg")])  # fmt: skip
     out = capsys.readouterr().out
     assert "### m2_patchscope alone explains: 3" in out and (tmp_path / "out.json").is_file()
+    assert (tmp_path / "f.svg").read_text().count("class='bar'") == len(NAMES)
     with pytest.raises(FileNotFoundError, match="neither"):
         script.read_rows(tmp_path / "empty")
