@@ -97,7 +97,7 @@ def markdown(found: dict, ours: str) -> list[str]:
               "|---|---|---|---|---|---|"]  # fmt: skip
     for e in summary["methods"]:
         test = e.get("against_" + REFERENCE)
-        paired = "| |"
+        paired = "| | |"
         if test:
             x, s = test["explained"], test["s1"]
             paired = (
