@@ -21,6 +21,7 @@ from circuitforge.batches import PairBatch, pair_batch
 from circuitforge.numerics import require_at_least_one
 from circuitforge.tasks.demo_tasks import demo_greater_than_pairs, demo_ioi_pairs, one_template
 from circuitforge.tasks.greater_than import greater_than_pairs
+from circuitforge.tasks.greater_than_digits import decade_pairs
 from circuitforge.tasks.ioi import WANG_TEMPLATES, ioi_pairs
 from circuitforge.tasks.prompt_pairs import PairTensors, read_jsonl, tokenize_pairs
 from circuitforge.tasks.tracr_task import length_batches, tracr_pairs
@@ -28,6 +29,7 @@ from circuitforge.tasks.tracr_task import length_batches, tracr_pairs
 GENERATED = {
     "ioi": ioi_pairs,
     "greater_than": greater_than_pairs,
+    "greater_than_decade": decade_pairs,  # Gemma's digit-split years: the decade digit
     "demo_ioi": demo_ioi_pairs,
     "demo_greater_than": demo_greater_than_pairs,
 }

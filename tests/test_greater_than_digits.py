@@ -22,3 +22,12 @@ def test_the_answer_is_the_next_decade_and_the_wrong_answer_the_previous():
 def test_the_pairs_are_drawn_by_the_seed():
     assert decade_pairs(20, seed=1) == decade_pairs(20, seed=1)
     assert decade_pairs(20, seed=1) != decade_pairs(20, seed=2)
+
+
+def test_a_run_can_name_the_task():
+    """`task: greater_than_decade` in a config gives these pairs (train: the seed, validation:
+    seed + 1, as for every generated task)."""
+    from datamodules.prompt_pairs import PromptPairDataModule
+
+    data = PromptPairDataModule(task="greater_than_decade", n_train=8, n_validation=4, seed=5)
+    assert data._generate(8, 5) == decade_pairs(8, seed=5)
