@@ -112,7 +112,7 @@ render();
 """
 
 
-def _json_for_script(data: dict) -> str:
+def json_for_script(data: dict) -> str:
     # inside <script>, "</" would end the element: escape it (valid JSON either way)
     return json.dumps(data, allow_nan=False).replace("</", "<\\/")
 
@@ -126,6 +126,6 @@ def explanation_page(title: str, summary_lines: list[str], rows: list[dict]) -> 
         f"<h1>{html.escape(title)}</h1><ul>{summary}</ul><p id='count'></p>"
         "<table><thead><tr id='head'></tr></thead><tbody id='rows'></tbody></table>"
         "<div id='card'></div>"
-        f"<script type='application/json' id='data'>{_json_for_script(data)}</script>"
+        f"<script type='application/json' id='data'>{json_for_script(data)}</script>"
         f"<script>{SCRIPT}</script></body></html>"
     )

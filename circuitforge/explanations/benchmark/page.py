@@ -9,11 +9,11 @@ with `textContent`, never as HTML.
 from __future__ import annotations
 
 import html
-import json
 import math
 
 from circuitforge.explanations.benchmark.explained import table_lines
 from circuitforge.explanations.benchmark.figure import summary_figure
+from circuitforge.explanations.page import json_for_script
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
@@ -89,11 +89,6 @@ render();
 """
 
 
-def _json_for_script(data: dict) -> str:
-    # inside <script>, "</" would end the element: escape it (valid JSON either way)
-    return json.dumps(data, allow_nan=False).replace("</", "<\\/")
-
-
 def _number(x: float | None) -> float | None:
     return None if x is None or math.isnan(x) else float(x)
 
@@ -137,6 +132,6 @@ def benchmark_page(title: str, notes: list[str], summary: dict, rows: list[dict]
         f"{summary_figure(summary, rows, names)}<h2>Neurons</h2><p id='count'></p>"
         "<table id='neurons'><thead><tr id='head'></tr></thead><tbody id='rows'></tbody></table>"
         "<div id='card'></div>"
-        f"<script type='application/json' id='data'>{_json_for_script(data)}</script>"
+        f"<script type='application/json' id='data'>{json_for_script(data)}</script>"
         f"<script>{SCRIPT}</script></body></html>"
     )
