@@ -96,3 +96,59 @@ def test_dla_in_bf16_sums_within_rounding():
 def test_dla_in_bf16_still_refuses_a_missing_piece(drop):
     with pytest.raises(RuntimeError, match="do not sum to the final residual"):
         bf16_demo_dla(drop)
+
+
+def plain_sae(d_in: int = 8, d_sae: int = 10, dtype: torch.dtype = torch.float32) -> StandardSAE:
+    cfg = StandardSAEConfig(
+        d_in=d_in, d_sae=d_sae, metadata=SAEMetadata(hook_name="blocks.0.hook_resid_post")
+    )
+    sae = StandardSAE(cfg)
+    gen = torch.Generator().manual_seed(2)
+    sae.load_state_dict(
+        {k: 3 * torch.randn(v.shape, generator=gen) for k, v in sae.state_dict().items()}
+    )
+    return sae.to(dtype).requires_grad_(False)
+
+
+@pytest.mark.parametrize("chunk", [3, 4, 1024])  # 10 rows in chunks that do and don't divide it
+def test_affine_decoder_is_w_dec_itself_for_a_plain_decoder(chunk):
+    """The Gemma-2 feature-circuit rehearsal ran out of memory: each point kept an fp32 copy of
+    W_dec beside the SAE, and building it made the whole d_sae x d_sae identity once per chunk."""
+    sae = plain_sae()
+    decoder, bias = affine_decoder(sae, chunk=chunk)
+    # independent: decode every one-hot feature vector, less decode(0)
+    one_hot = torch.eye(10)
+    expected = sae.decode(one_hot) - sae.decode(torch.zeros(1, 10))
+    torch.testing.assert_close(decoder, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(bias, sae.b_dec)
+    assert decoder.data_ptr() == sae.W_dec.data_ptr()  # the same memory, no copy
+
+
+def test_affine_decoder_of_a_bf16_sae_is_an_fp32_copy():
+    sae = plain_sae(dtype=torch.bfloat16)
+    decoder, _ = affine_decoder(sae, chunk=4)
+    assert decoder.dtype == torch.float32 and decoder.data_ptr() != sae.W_dec.data_ptr()
+    expected = (sae.decode(torch.eye(10, dtype=torch.bfloat16)) - sae.b_dec).float()
+    torch.testing.assert_close(decoder, expected)
+
+
+def test_a_point_moved_keeps_its_decoder_the_saes_own():
+    from circuitforge.feature_circuits.points import SAEPoint
+    from circuitforge.sae.matching import MatchedSAE
+
+    hook = "blocks.0.hook_resid_post"
+    sae = plain_sae()
+    point = SAEPoint(hook, 0, "resid", 1.0, MatchedSAE(sae, hook, hook), *affine_decoder(sae))
+    point.to("meta")
+    assert point.decoder.device.type == "meta" and sae.W_dec.device.type == "meta"
+    assert point.decoder_bias.device.type == "meta"
+    assert point.decoder.shape == sae.W_dec.shape
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_affine_decoder_refuses_a_decoder_that_is_not_affine(dtype):
+    sae = plain_sae(dtype=dtype)
+    plain = sae.decode
+    sae.decode = lambda f: torch.tanh(plain(f))  # type: ignore[method-assign]
+    with pytest.raises(ValueError, match="not affine"):
+        affine_decoder(sae)
