@@ -110,12 +110,11 @@ def plain_sae(d_in: int = 8, d_sae: int = 10, dtype: torch.dtype = torch.float32
     return sae.to(dtype).requires_grad_(False)
 
 
-@pytest.mark.parametrize("chunk", [3, 4, 1024])  # 10 rows in chunks that do and don't divide it
-def test_affine_decoder_is_w_dec_itself_for_a_plain_decoder(chunk):
+def test_affine_decoder_is_w_dec_itself_for_a_plain_decoder():
     """The Gemma-2 feature-circuit rehearsal ran out of memory: each point kept an fp32 copy of
     W_dec beside the SAE, and building it made the whole d_sae x d_sae identity once per chunk."""
     sae = plain_sae()
-    decoder, bias = affine_decoder(sae, chunk=chunk)
+    decoder, bias = affine_decoder(sae)
     # independent: decode every one-hot feature vector, less decode(0)
     one_hot = torch.eye(10)
     expected = sae.decode(one_hot) - sae.decode(torch.zeros(1, 10))
@@ -124,12 +123,24 @@ def test_affine_decoder_is_w_dec_itself_for_a_plain_decoder(chunk):
     assert decoder.data_ptr() == sae.W_dec.data_ptr()  # the same memory, no copy
 
 
+def test_an_affine_decoder_that_is_not_w_dec_is_decoded_row_by_row():
+    sae = plain_sae()
+    plain = sae.decode
+    sae.decode = lambda f: plain(2 * f) + 1  # type: ignore[method-assign]
+    decoder, bias = affine_decoder(sae, chunk=4)  # 10 rows in chunks of 4, 4, 2
+    assert decoder.data_ptr() != sae.W_dec.data_ptr()
+    torch.testing.assert_close(decoder, 2 * sae.W_dec)  # independent: the formula
+    torch.testing.assert_close(bias, sae.b_dec + 1)
+
+
 def test_affine_decoder_of_a_bf16_sae_is_an_fp32_copy():
     sae = plain_sae(dtype=torch.bfloat16)
     decoder, _ = affine_decoder(sae, chunk=4)
     assert decoder.dtype == torch.float32 and decoder.data_ptr() != sae.W_dec.data_ptr()
-    expected = (sae.decode(torch.eye(10, dtype=torch.bfloat16)) - sae.b_dec).float()
+    expected = sae.decode(torch.eye(10, dtype=torch.bfloat16)).float() - sae.b_dec.float()
     torch.testing.assert_close(decoder, expected)
+    # and W_dec within bf16's rounding of W_dec + b_dec
+    assert (decoder - sae.W_dec.float()).abs().max() <= 2**-8 * (sae.W_dec + sae.b_dec).abs().max()
 
 
 def test_a_point_moved_keeps_its_decoder_the_saes_own():
