@@ -127,14 +127,34 @@ def config_copy(config: str, out: Path, compare: list[str]) -> str:
     return str(target)
 
 
-def run(config: str, recipe: str, steps: int, batch: int, out: Path, extra: list[str]) -> dict:
-    per_budget = max(1, steps // 10)
-    fill = {"{ramp}": str(max(1, steps * 5 // 6)), "{per_budget}": str(per_budget)}
+def recipe_overrides(recipe: str, steps: int) -> list[str]:
+    """The recipe's `--model.init_args.*` overrides for a run of `steps` steps (the ramp is 5/6
+    of them, each nested budget a tenth)."""
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {sorted(RECIPES)}, got {recipe!r}")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    fill = {"{ramp}": str(max(1, steps * 5 // 6)), "{per_budget}": str(max(1, steps // 10))}
     overrides = []
     for arg in RECIPES[recipe]:
         for key, value in fill.items():
             arg = arg.replace(key, value)
         overrides.append(arg.replace("{{", "{").replace("}}", "}"))
+    return overrides
+
+
+def recipe_settings(recipe: str, steps: int) -> dict:
+    """The same overrides as `EdgeCoefficientsModule` init arguments (values read as YAML, as
+    the command line reads them)."""
+    settings = {}
+    for arg in recipe_overrides(recipe, steps):
+        key, value = arg.removeprefix(M).split("=", 1)
+        settings[key] = yaml.safe_load(value)
+    return settings
+
+
+def run(config: str, recipe: str, steps: int, batch: int, out: Path, extra: list[str]) -> dict:
+    overrides = recipe_overrides(recipe, steps)
     args = ["fit", "--config", config, f"--trainer.logger.init_args.save_dir={out / recipe}",
             "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
             "--trainer.max_epochs=1", f"--data.init_args.n_train={steps * batch}",
