@@ -14,6 +14,7 @@ from circuitforge.feature_circuits.attribution_graph import feature_file
 from circuitforge.feature_circuits.export import circuit_json, circuit_picture, direct_logit_tokens
 from circuitforge.feature_circuits.feature_contexts import ContextCorpus, feature_examples
 from circuitforge.feature_circuits.result import FeatureCircuitResult
+from circuitforge.feature_circuits.shares import error_shares
 from circuitforge.feature_circuits.to_attribution_graph import (
     circuit_attribution_graph,
     graph_layers,
@@ -83,6 +84,9 @@ class FeatureCircuitExport(ResultCallback):
                 "ablation": module.ablation,
                 "positions": module.positions,
                 "quality_curve": found.quality_curve,
+                "error_shares": error_shares(
+                    [p.name for p in module.points], found.features, found.errors
+                ),
                 "examples": found.examples,
                 "held_out_examples": found.held_out_examples,
                 "points": [p.hook_name for p in module.points],

@@ -71,6 +71,19 @@ def test_full_and_empty_metrics_are_the_plain_clean_and_corrupt_runs(run, demo_m
     assert found["faithfulness"] == pytest.approx(faithful)
 
 
+def test_the_error_shares_hold_each_points_error_node_score(run):
+    _, found = run  # summed nodes: every point keeps its error term, a node of the file
+    nodes = {n["id"]: n["score"] for n in found["nodes"]}
+    names = [r["point"] for r in found["error_shares"]]
+    assert len(names) == len(found["points"]) == 4
+    for row in found["error_shares"]:
+        error = nodes[f"{row['point']}/error"]
+        assert row["error_sum"] == pytest.approx(error, rel=1e-5, abs=1e-7)
+        share = row["error_sum"] / (row["feature_sum"] + row["error_sum"])
+        assert row["error_share"] == pytest.approx(share)
+        assert 0.0 <= row["error_abs_share"] <= 1.0
+
+
 def test_tensorboard_gets_the_table_and_the_picture(run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
