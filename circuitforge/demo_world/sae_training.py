@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from jaxtyping import Bool, Float, Int
+from jaxtyping import Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from circuitforge.data.padding import right_padded
+from circuitforge.dictionaries.evaluation import splice_totals
 from circuitforge.model import hooks
 from circuitforge.model.tokenizer import encode, maybe_token_id, tokenizer_of
 
@@ -206,105 +207,17 @@ def evaluate_sae(
     hook_name: str,
     batch_size: int = 32,
 ) -> dict[str, float | int]:
-    """Reconstruction and spliced-loss metrics of `sae` at `hook_name`, by our own code.
+    """Reconstruction and spliced-loss metrics of `sae` at `hook_name`, by our own code
+    (`circuitforge.dictionaries.evaluation.splice_totals`, `batch_size` rows a forward).
 
     Scored tokens: every position whose token is neither BOS nor pad. `explained_variance` =
     1 - sum|x - x_hat|^2 / sum|x - mean(x)|^2; `l0` = mean number of active features per token;
     `dead_fraction` = features never active on these tokens. `loss_spliced` replaces the
     activation of the scored tokens (BOS and pad keep theirs) with the SAE reconstruction;
-    losses are mean next-token cross-entropy over non-pad targets.
+    losses (and `kl`, KL(clean || spliced)) are means over non-pad next-token targets.
     """
-    tokenizer = model.tokenizer
-    bos = getattr(tokenizer, "bos_token_id", None)
-    pad = getattr(tokenizer, "pad_token_id", None)
-    device = next(model.parameters()).device
-
-    sq_err = torch.zeros((), dtype=torch.float64)
-    sum_x = torch.zeros(model.cfg.d_model, dtype=torch.float64)
-    sum_sq = torch.zeros((), dtype=torch.float64)
-    n_tokens = 0
-    n_active = 0
-    ever_active = torch.zeros(sae.cfg.d_sae, dtype=torch.bool)
-    loss_sums = {"clean": 0.0, "spliced": 0.0}
-    n_targets = 0
-
-    for start in range(0, token_rows.shape[0], batch_size):
-        tokens = token_rows[start : start + batch_size].to(device)
-        scored = _scored_mask(tokens, bos, pad)
-        x, feature_acts, x_hat, clean_logits, spliced_logits = _clean_and_spliced(
-            model, sae, tokens, scored, hook_name
-        )
-
-        x64, x_hat64 = x.double().cpu(), x_hat.double().cpu()
-        sq_err += (x64 - x_hat64).pow(2).sum()
-        sum_x += x64.sum(0)
-        sum_sq += x64.pow(2).sum()
-        n_tokens += x.shape[0]
-        active = (feature_acts > 0).cpu()
-        n_active += int(active.sum())
-        ever_active |= active.any(0)
-
-        targets = tokens[:, 1:]
-        target_mask = torch.ones_like(targets, dtype=torch.bool)
-        if pad is not None:
-            target_mask &= (targets != pad) & (tokens[:, :-1] != pad)
-        n_targets += int(target_mask.sum())
-        for key, logits in (("clean", clean_logits), ("spliced", spliced_logits)):
-            loss_sums[key] += float(_next_token_nll(logits, targets)[target_mask].double().sum())
-
-    if n_tokens == 0 or n_targets == 0:
-        raise ValueError("token_rows hold no scored tokens (all BOS or pad)")
-    total_var = sum_sq - sum_x.pow(2).sum() / n_tokens
-    loss_clean = loss_sums["clean"] / n_targets
-    loss_spliced = loss_sums["spliced"] / n_targets
-    return {
-        "explained_variance": float(1 - sq_err / total_var),
-        "l0": n_active / n_tokens,
-        "dead_fraction": float((~ever_active).double().mean()),
-        "loss_clean": loss_clean,
-        "loss_spliced": loss_spliced,
-        "loss_change": loss_spliced - loss_clean,
-        "n_tokens": n_tokens,
-    }
-
-
-def _clean_and_spliced(
-    model: HookedTransformer,
-    sae: Any,
-    tokens: Int[Tensor, "batch pos"],
-    scored: Bool[Tensor, "batch pos"],
-    hook_name: str,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Scored activations, their SAE codes and reconstructions, clean and spliced logits."""
-    captured: dict[str, Tensor] = {}
-
-    def capture(act: Float[Tensor, "batch pos d_model"], hook: Any) -> None:
-        captured["x"] = act[scored]
-
-    clean_logits = model.run_with_hooks(tokens, fwd_hooks=[(hook_name, capture)])
-    x = captured["x"]
-    feature_acts = sae.encode(x.to(sae.W_dec.dtype))
-    x_hat = sae.decode(feature_acts).to(x.dtype)
-
-    def splice(act: Float[Tensor, "batch pos d_model"], hook: Any) -> Tensor:
-        act = act.clone()
-        act[scored] = x_hat
-        return act
-
-    spliced_logits = model.run_with_hooks(tokens, fwd_hooks=[(hook_name, splice)])
-    return x, feature_acts, x_hat, clean_logits, spliced_logits
-
-
-def _scored_mask(tokens: Int[Tensor, "batch pos"], bos: int | None, pad: int | None) -> Tensor:
-    mask = torch.ones_like(tokens, dtype=torch.bool)
-    for special in (bos, pad):
-        if special is not None:
-            mask &= tokens != special
-    return mask
-
-
-def _next_token_nll(
-    logits: Float[Tensor, "batch pos vocab"], targets: Int[Tensor, "batch pos_minus_1"]
-) -> Float[Tensor, "batch pos_minus_1"]:
-    log_probs = logits[:, :-1].float().log_softmax(-1)
-    return -log_probs.gather(-1, targets[..., None])[..., 0]
+    pad = getattr(model.tokenizer, "pad_token_id", None)
+    totals = splice_totals(
+        model, {"sae": (sae, hook_name)}, token_rows, special_token_ids(model), pad, batch_size
+    )
+    return totals["sae"].metrics()
