@@ -56,6 +56,15 @@ RECIPES: dict[str, list[str]] = {
         f"{M}warm_start=null",
         f"{M}budgets=null",
     ],
+    # UGS-style, started from EAP-IG-inputs' signed scores ranked over all edges (MIB's warm
+    # start takes |score| per layer; the signed global order is the one EAP-IG's CPR ranks)
+    "ugs_ig": [
+        f"{M}parameterisation=ugs",
+        f"{M}lr=0.1",
+        f"{M}sparsity={{kind: relu, target: 1.0, start: 1.0, warmup_steps: 0, weight: 1.0}}",
+        f"{M}warm_start={{scores: eap_ig, sparsity: 0.5, mode: signed, per_layer: false}}",
+        f"{M}budgets=null",
+    ],
     # ours: warm start from EAP, hard-concrete, Lagrangian, nested budgets down MIB's fractions
     "ours": [
         f"{M}parameterisation=hard_concrete",

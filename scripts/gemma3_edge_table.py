@@ -114,6 +114,8 @@ def learned_scores(
         callbacks=[timer],
     )  # fmt: skip
     trainer.fit(module, datamodule=data)
+    if timer.steps != steps:  # stopped (Lightning ends fit on SIGTERM): no row
+        raise RuntimeError(f"{recipe} stopped after {timer.steps} of {steps} steps")
     expected = tokenize_pairs(module.frozen_model, TASKS[task](n_pairs, seed))
     if not torch.equal(data.train_pairs.clean, expected.clean):  # type: ignore[union-attr]
         raise ValueError(f"the datamodule's {task} pairs of seed {seed} are not the table's")
