@@ -12,7 +12,9 @@ The recipe's options (all off by default: the old recipe): the norm held at the 
 near (`anchor`) the mean residual of the neuron's top atlas contexts, several carrier prompts
 (`carrier_prompts`), rows stopped at their target (`freeze_at_target`), decoding at the
 injection scale a rule picks (`injection_scales`). `trainer.precision: bf16-mixed` runs the
-optimisation and decoding under bf16 autocast; the scores are read in fp32.
+optimisation and decoding under bf16 autocast; the scores are read in fp32. Two speed-ups that
+compute the same up to rounding are on by default (`cached_prefix`, `combined_unembed`;
+measured in docs/measurements/issue26_speed.md).
 The vectors are the only thing optimised; the model is frozen. Progress is written after every
 step (`circuitforge.explanations.snapshot`): the same command line with `--ckpt_path last`
 continues an interrupted sweep with nothing redone. Under ddp each process takes every
@@ -110,6 +112,8 @@ class NeuronExplanationModule(SnapshotRun, FrozenModelModule):
         carrier_prompts: list[str] | None = None,
         freeze_at_target: bool = False,
         injection_scales: list[float] | None = None,
+        cached_prefix: bool = True,
+        combined_unembed: bool = True,
     ) -> None:
         """Args:
         model: the frozen language model.
@@ -153,6 +157,11 @@ class NeuronExplanationModule(SnapshotRun, FrozenModelModule):
             smallest at which its neuron reaches its atlas maximum at the reading prompt's
             placeholder (else the one where it is largest; `circuitforge/patchscope/scales.py`).
             Default `[1.0]`.
+        cached_prefix: the optimisation runs blocks S..T on the placeholder's position alone,
+            over keys and values of the positions before it computed once
+            (`NeuronObjective(cached_prefix=True)`); false: the whole prompt at every step.
+        combined_unembed: the contrastive decoding's logits in one unembedding of the mixed
+            residuals (`forward.contrastive_unembed`) instead of two; false: two.
         """
         super().__init__(model)
         self.save_hyperparameters()
@@ -180,7 +189,9 @@ class NeuronExplanationModule(SnapshotRun, FrozenModelModule):
             new_tokens,
             decode_batch_size,
             tuple(check_scales([1.0] if injection_scales is None else list(injection_scales))),
+            combined_unembed,
         )
+        self.cached_prefix = cached_prefix
         self.atlas_path = atlas
         self.view: AtlasView = read_atlas(atlas, target_layer, mlp_width(frozen))
         self.matched: MatchedSAE = load_matching_sae(
@@ -222,6 +233,7 @@ class NeuronExplanationModule(SnapshotRun, FrozenModelModule):
                 [self.prompt, *self.carriers],
                 self.source_layer,
                 self.target_layer,
+                self.cached_prefix,
             )
         return self._objective
 

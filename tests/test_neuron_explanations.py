@@ -102,7 +102,9 @@ class RecordingExplanations(NeuronExplanationModule):
 def test_the_sweep_and_the_single_run_give_the_same_vector(demo_atlas_path, tmp_path):
     """Neuron 2, seed 0: the layer sweep (predict, NeuronExplanationModule) and the
     single-neuron run (fit, ResidualVectorModule with the sweep's recipe written out in its own
-    settings) end at the same X, bit for bit, through the same steps."""
+    settings) end at the same X, bit for bit, through the same steps (the sweep's reference
+    path: the whole prompt at every step, as the single run takes it; `cached_prefix` agrees
+    with it up to rounding, tests/test_sweep_speed.py)."""
     view = read_atlas(demo_atlas_path, 3, 512)
     target = view.natural_max(2)
     swept = main(
@@ -112,6 +114,7 @@ def test_the_sweep_and_the_single_run_give_the_same_vector(demo_atlas_path, tmp_
             "--model.class_path=tests.test_neuron_explanations.RecordingExplanations",
             "--data.init_args.neurons=[2]",
             "--model.init_args.seeds=[0]",
+            "--model.init_args.cached_prefix=false",
         )
     ).model
     single = main(

@@ -42,6 +42,7 @@ class Decoder:
     new_tokens: int
     batch_size: int  # vectors decoded at once (3 streams each)
     scales: tuple[float, ...] = (1.0,)  # injection scales the rule picks from
+    combined_unembed: bool = False  # contrastive logits in one unembedding (patchscope_decode)
 
 
 def decode_rows(
@@ -77,6 +78,7 @@ def decode_rows(
             neurons[part],
             decoder.alpha,
             decoder.new_tokens,
+            decoder.combined_unembed,
         )
         contrastive += decoded.contrastive_text
         plain += decoded.plain_text

@@ -15,6 +15,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
 from transformer_lens.utilities.activation_functions import apply_softcap
 
 from circuitforge.model.internals import final_norm
@@ -73,6 +74,24 @@ def unembed(
     return apply_softcap(model.unembed(residual), model.cfg.output_logits_soft_cap)
 
 
+def contrastive_unembed(
+    model: HookedTransformer,
+    residual: Float[Tensor, "batch pos d_model"],
+    against: Float[Tensor, "batch pos d_model"],
+    alpha: float,
+) -> Float[Tensor, "batch pos d_vocab"]:
+    """`(1 + alpha) * unembed(residual) - alpha * unembed(against)` with one unembedding: the
+    unembedding is affine (its bias counts (1 + alpha) - alpha = 1 times), so this is the
+    unembedding of the same mix of the two final-normed residuals, the same logits up to
+    rounding for half the work on the vocabulary. With a logit softcap (not affine) the two are
+    unembedded separately: the same function."""
+    if model.cfg.output_logits_soft_cap > 0:
+        return (1 + alpha) * unembed(model, residual) - alpha * unembed(model, against)
+    device = output_device(model)
+    normed = final_norm(model, residual.to(device))
+    return model.unembed((1 + alpha) * normed - alpha * final_norm(model, against.to(device)))
+
+
 def forward_logits(
     model: HookedTransformer,
     tokens: Int[Tensor, "batch pos"],
@@ -95,19 +114,63 @@ def new_kv_cache(model: HookedTransformer, batch_size: int) -> TransformerLensKe
     return cache
 
 
+def shared_prefix_cache(
+    cache: TransformerLensKeyValueCache, batch_size: int
+) -> TransformerLensKeyValueCache:
+    """A frozen view of a one-row KV cache for `batch_size` rows: every row attends to the same
+    cached keys and values (a prompt prefix computed once), and the forward it is given to
+    leaves it unchanged (no copy of the cache per row)."""
+    rows = cache.previous_attention_mask.shape[0]
+    if rows != 1:
+        raise ValueError(f"shared_prefix_cache: give a one-row cache, got {rows} rows")
+    entries = [
+        TransformerLensKeyValueCacheEntry(
+            e.past_keys.expand(batch_size, -1, -1, -1),
+            e.past_values.expand(batch_size, -1, -1, -1),
+            frozen=True,
+        )
+        for e in cache.entries
+    ]
+    mask = cache.previous_attention_mask.expand(batch_size, -1)
+    return TransformerLensKeyValueCache(entries, mask, frozen=True)
+
+
+def autocast_weight(weight: Tensor, kept: dict) -> Tensor:
+    """`weight` as autocast casts it for a matmul, cast once and kept in `kept`.
+
+    Autocast caches its casts only of weights that require grad, so on a frozen model it casts
+    every matrix again at every call: for Gemma-3-270M's 262k x 640 unembedding that costs more
+    than the bf16 product itself. The product of the kept copy is the same as autocast's (both
+    operands in the autocast dtype); outside autocast, or for a weight not in fp32, `weight`
+    itself. A weight changed in place (its version) is cast again.
+    """
+    device = weight.device.type
+    if weight.dtype != torch.float32 or not torch.is_autocast_enabled(device):
+        return weight
+    dtype = torch.get_autocast_dtype(device)
+    key = (dtype, weight.data_ptr(), weight._version)
+    if key not in kept:
+        kept.clear()  # one copy at a time
+        kept[key] = weight.detach().to(dtype)
+    return kept[key]
+
+
 def unembed_without_copy(model: HookedTransformer) -> HookedTransformer:
     """Make `model.unembed` multiply by W_U as it is stored.
 
     TransformerLens 3.9's `Unembed.forward` runs `F.linear(x, W_U.T.contiguous())`, a copy of the
     whole d_model x d_vocab matrix on every call: about 0.7 s of a 1 s Gemma-3-270M forward
     (262k vocabulary). This replaces that module's forward, on this instance only, by the same
-    product without the copy; the hooks `unembed.hook_in`/`hook_out` fire as before.
+    product without the copy; the hooks `unembed.hook_in`/`hook_out` fire as before. Under
+    autocast it multiplies by a kept cast of W_U (`autocast_weight`).
     """
     unembed = model.unembed
+    kept: dict = {}
 
     def forward(residual: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_vocab"]:
         residual = unembed.hook_in(residual)
-        return unembed.hook_out(torch.matmul(residual, unembed.W_U) + unembed.b_U)
+        w_u = autocast_weight(unembed.W_U, kept)
+        return unembed.hook_out(torch.matmul(residual, w_u) + unembed.b_U)
 
     unembed.forward = forward
     return model
@@ -120,7 +183,8 @@ def gated_mlps_without_copies(model: HookedTransformer) -> HookedTransformer:
     three matrices, a copy of all of them on every call (for bf16 parity with HF's layout):
     about 45% of a Gemma-3-270M decoding step on one CPU thread. This replaces the forward of
     each such module, on this instance only, by the same products without the copies; the
-    hooks `hook_pre`, `hook_pre_linear` and `hook_post` fire as before.
+    hooks `hook_pre`, `hook_pre_linear` and `hook_post` fire as before. Under autocast they
+    multiply by kept casts of the matrices (`autocast_weight`).
     """
     from transformer_lens.components.mlps.gated_mlp import GatedMLP
 
@@ -129,13 +193,16 @@ def gated_mlps_without_copies(model: HookedTransformer) -> HookedTransformer:
         if type(mlp) is not GatedMLP or mlp.cfg.is_layer_norm_activation():
             continue
 
-        def forward(x: Tensor, mlp: GatedMLP = mlp) -> Tensor:
+        def forward(x: Tensor, mlp: GatedMLP = mlp, kept: tuple = ({}, {}, {})) -> Tensor:
             if mlp.W_gate.device != x.device:
                 x = x.to(mlp.W_gate.device)
-            pre_act = mlp.hook_pre(torch.matmul(x, mlp.W_gate))
-            pre_linear = mlp.hook_pre_linear(torch.matmul(x, mlp.W_in))
+            w_gate, w_in, w_out = (
+                autocast_weight(w, k) for w, k in zip((mlp.W_gate, mlp.W_in, mlp.W_out), kept)
+            )
+            pre_act = mlp.hook_pre(torch.matmul(x, w_gate))
+            pre_linear = mlp.hook_pre_linear(torch.matmul(x, w_in))
             post_act = mlp.hook_post(mlp.act_fn(pre_act) * pre_linear + mlp.b_in)
-            return torch.matmul(post_act, mlp.W_out) + mlp.b_out
+            return torch.matmul(post_act, w_out) + mlp.b_out
 
         mlp.forward = forward
     return model

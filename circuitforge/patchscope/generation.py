@@ -4,6 +4,10 @@ Contrastive decoding follows the seed study: two streams, one with X injected an
 baseline (mean) vector, each with its own KV cache, greedy on `(1+a)*logits_X - a*logits_mean`.
 The plain decoding (greedy on `logits_X`) runs beside them for comparison. All three streams
 for all B vectors run as one batch of 3B rows.
+
+With `combined_unembed` the contrastive logits are one unembedding of the mixed final
+residuals (`forward.contrastive_unembed`) instead of two: 2B rows of the vocabulary product a
+step instead of 3B, the same logits up to rounding.
 """
 
 from __future__ import annotations
@@ -15,7 +19,13 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from circuitforge.model.forward import embed, forward_logits, new_kv_cache, run_blocks, unembed
+from circuitforge.model.forward import (
+    contrastive_unembed,
+    embed,
+    new_kv_cache,
+    run_blocks,
+    unembed,
+)
 from circuitforge.model.hooks import mlp_post, resid_pre
 from circuitforge.model.tokenizer import decode
 from circuitforge.patchscope.injection import prefill_injection_hook
@@ -42,6 +52,7 @@ def patchscope_decode(
     neurons: list[int],
     alpha: float = 1.5,
     new_tokens: int = 20,
+    combined_unembed: bool = False,
 ) -> PatchscopeDecoding:
     b = vectors.shape[0]
     rows = torch.cat([vectors, baseline.expand(b, -1).to(vectors), vectors])  # X | mean | X
@@ -58,19 +69,26 @@ def patchscope_decode(
         (resid_pre(source_layer), prefill_injection_hook(rows, prompt.position)),
         (mlp_post(target_layer), observe),
     ]
+
+    def next_tokens(last: Float[Tensor, "rows 1 d_model"]) -> tuple[Tensor, Tensor]:
+        """The contrastive and the plain stream's greedy tokens from the last residuals."""
+        if combined_unembed:
+            mixed = contrastive_unembed(model, last[:b], last[b : 2 * b], alpha)
+            return mixed[:, -1].argmax(-1), unembed(model, last[2 * b :])[:, -1].argmax(-1)
+        logits = unembed(model, last)[:, -1].float()
+        x, mean, p = logits[:b], logits[b : 2 * b], logits[2 * b :]
+        return ((1 + alpha) * x - alpha * mean).argmax(-1), p.argmax(-1)
+
     contrastive, plain = [], []
     with model.hooks(fwd_hooks=hooks):
-        residual, prefill_mask = embed(model, tokens, mask, cache)  # the prompt, into the cache
-        residual = run_blocks(model, residual, 0, model.cfg.n_layers, prefill_mask, cache)
-        logits = unembed(model, residual[:, -1:])[:, -1].float()  # only the last position
+        residual, step_mask = embed(model, tokens, mask, cache)  # the prompt, into the cache
         for _ in range(new_tokens):
-            x, mean, p = logits[:b], logits[b : 2 * b], logits[2 * b :]
-            next_c = ((1 + alpha) * x - alpha * mean).argmax(-1)
-            next_p = p.argmax(-1)
+            residual = run_blocks(model, residual, 0, model.cfg.n_layers, step_mask, cache)
+            next_c, next_p = next_tokens(residual[:, -1:])  # only the last position
             contrastive.append(next_c.cpu())
             plain.append(next_p.cpu())
             step = torch.cat([next_c, next_c, next_p])[:, None].to(tokens.device)
-            logits = forward_logits(model, step, torch.ones_like(step), cache)[:, -1].float()
+            residual, step_mask = embed(model, step, torch.ones_like(step), cache)
     c_tokens = torch.stack(contrastive, 1).tolist()
     p_tokens = torch.stack(plain, 1).tolist()
     tokenizer = model.tokenizer
