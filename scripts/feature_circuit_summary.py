@@ -56,7 +56,7 @@ def kept_error_shares(nodes: list[dict], per_point: int) -> list[tuple[str, int,
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description="a feature circuit page in markdown")
     p.add_argument("page", type=Path)
     p.add_argument("--per-point", type=int, nargs="+", default=[30])
     p.add_argument("--top", type=int, default=12, help="strongest nodes listed")
