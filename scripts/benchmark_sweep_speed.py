@@ -85,31 +85,37 @@ def main() -> None:
         for v in args.variants
     }
     seconds = {v: dict.fromkeys(STAGES, 0.0) for v in args.variants}
+    cpu = {
+        v: 0.0 for v in args.variants
+    }  # this process's CPU seconds: a shared core's wait left out
     out: dict = {v: {} for v in args.variants}
     for v in args.variants:  # optimise, the variants one after the other
         fast, bf16 = VARIANTS[v]
         state = ChunkState(neurons, [0] * len(neurons), 0, baseline.expand(len(neurons), -1), {})
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with autocast(bf16):
             state = optimise_chunk(objectives[v], state, args.steps, recipe, typical, targets)
         seconds[v]["optimise"] = time.perf_counter() - t0
+        cpu[v] += time.process_time() - c0
         out[v]["x"] = state.x
         with torch.no_grad():
             out[v]["final"] = reference(state.x, torch.tensor(neurons)).cpu() / targets
     for v in args.variants:  # decode
         fast, bf16 = VARIANTS[v]
         decoder = Decoder(read, 1.5, args.new_tokens, args.decode_batch, (1.0,), fast)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with autocast(bf16):
             texts, plain, _ = decode_rows(
                 model, decoder, SOURCE, LAYER, out[v]["x"], baseline, neurons
             )
         seconds[v]["decode"] = time.perf_counter() - t0
+        cpu[v] += time.process_time() - c0
         out[v]["texts"], out[v]["plain"] = texts, plain
     for v in args.variants:  # S1: the sweep's generation score, read in fp32
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         maxima = text_maxima(model, out[v]["texts"] + out[v]["plain"], LAYER)
         seconds[v]["s1"] = time.perf_counter() - t0
+        cpu[v] += time.process_time() - c0
         idx = torch.arange(len(neurons))
         out[v]["s1"] = maxima[idx, torch.tensor(neurons)] / targets
     tok = tokenizer_of(model)
@@ -119,7 +125,9 @@ def main() -> None:
         per = total / len(neurons)
         row = {
             "seconds": seconds[v],
+            "cpu_seconds": cpu[v],
             "s_per_neuron": per,
+            "cpu_s_per_neuron": cpu[v] / len(neurons),
             "minutes_2048": per * 2048 / 60,
             "s1_median": float(out[v]["s1"].median()),
             "final_over_max_median": float(out[v]["final"].median()),
@@ -146,7 +154,8 @@ def main() -> None:
         print(
             f"{v:6s} optimise {seconds[v]['optimise']:7.1f} s  decode {seconds[v]['decode']:7.1f}"
             f" s  S1 {seconds[v]['s1']:5.1f} s  = {per:.2f} s/neuron -> 2,048 neurons "
-            f"{per * 2048 / 60:.1f} min (1 process) | S1 median {row['s1_median']:.3f}, "
+            f"{per * 2048 / 60:.1f} min (1 process); CPU {cpu[v] / len(neurons):.2f} s/neuron -> "
+            f"{cpu[v] / len(neurons) * 2048 / 60:.1f} min | S1 median {row['s1_median']:.3f}, "
             f"final/max median {row['final_over_max_median']:.3f}",
             flush=True,
         )

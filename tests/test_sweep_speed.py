@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from circuitforge.model.forward import autocast_weight, contrastive_unembed, unembed
+from circuitforge.model.forward import autocast_weight, contrastive_unembed, greedy_tokens, unembed
 from circuitforge.model.hooks import mlp_post, resid_pre
 from circuitforge.model.local_dir import load_model_dir
 from circuitforge.model.spec import freeze
@@ -147,3 +147,28 @@ def test_the_frozen_models_forward_under_autocast_is_unchanged_by_kept_casts(dem
     capped = demo_model.cfg.output_logits_soft_cap
     expected = capped * torch.tanh(unembedded.float() / capped) if capped > 0 else unembedded
     assert torch.equal(kept.float(), expected.float())
+
+
+@pytest.mark.parametrize("softcap", [-1.0, 30.0])
+@pytest.mark.parametrize("bias", [-1.0, 0.5])  # -1: no bias (Gemma's case)
+def test_greedy_tokens_are_the_argmax_of_the_logits(uncapped_model, softcap, bias):
+    model = uncapped_model
+    g = torch.Generator().manual_seed(4)
+    a, b = torch.randn(2, 16, 128, generator=g) * 10
+    model.cfg.output_logits_soft_cap = softcap
+    original = model.unembed.b_U.data.clone()
+    if bias < 0:
+        model.unembed.b_U.data.zero_()
+    else:
+        model.unembed.b_U.data += bias * torch.randn(model.cfg.d_vocab, generator=g)
+    try:
+        plain = unembed(model, a[:, None])[:, 0].argmax(-1)
+        mixed = (2.5 * unembed(model, a[:, None]) - 1.5 * unembed(model, b[:, None]))[:, 0]
+        assert torch.equal(greedy_tokens(model, a), plain)
+        assert torch.equal(greedy_tokens(model, a, b, 1.5), mixed.argmax(-1))
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # the kept cast: autocast's tokens
+            expected = unembed(model, a[:, None])[:, 0].float().argmax(-1)
+            assert torch.equal(greedy_tokens(model, a), expected)
+    finally:
+        model.cfg.output_logits_soft_cap = -1.0
+        model.unembed.b_U.data.copy_(original)

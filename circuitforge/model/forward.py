@@ -10,6 +10,8 @@ several devices by `placement.place_model` runs correctly, whatever devices the 
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
@@ -92,6 +94,31 @@ def contrastive_unembed(
     return model.unembed((1 + alpha) * normed - alpha * final_norm(model, against.to(device)))
 
 
+def greedy_tokens(
+    model: HookedTransformer,
+    residual: Float[Tensor, "batch d_model"],
+    against: Float[Tensor, "batch d_model"] | None = None,
+    alpha: float = 0.0,
+) -> Int[Tensor, " batch"]:
+    """The argmax token of `unembed(residual)`, or with `against` of the contrastive mix
+    `(1 + alpha) * unembed(residual) - alpha * unembed(against)` (one unembedding of the mixed
+    final-normed residuals, `contrastive_unembed`). Only the argmax is needed, so the softcap
+    (monotone) is left out, and so is the bias where it is zero (Gemma's): the product alone,
+    in autocast's dtype (a kept cast, `autocast_weight`), without an fp32 copy of the logits.
+    The same tokens as the argmax of `unembed` up to the rounding of the mix. The unembedding's
+    hooks do not fire."""
+    device = output_device(model)
+    if against is not None and model.cfg.output_logits_soft_cap > 0:  # not affine
+        return contrastive_unembed(model, residual, against, alpha).argmax(-1)
+    normed = final_norm(model, residual.to(device))
+    if against is not None:
+        normed = (1 + alpha) * normed - alpha * final_norm(model, against.to(device))
+    w_u = autocast_weight(model.unembed.W_U, kept_casts(model.unembed))
+    scores = torch.matmul(normed, w_u)
+    bias = model.unembed.b_U
+    return (scores + bias if bool(bias.any()) else scores).argmax(-1)
+
+
 def forward_logits(
     model: HookedTransformer,
     tokens: Int[Tensor, "batch pos"],
@@ -135,6 +162,14 @@ def shared_prefix_cache(
     return TransformerLensKeyValueCache(entries, mask, frozen=True)
 
 
+_KEPT: weakref.WeakKeyDictionary[torch.nn.Module, dict] = weakref.WeakKeyDictionary()
+
+
+def kept_casts(module: torch.nn.Module) -> dict:
+    """The kept weight casts of `module` (`autocast_weight`), alive as long as it is."""
+    return _KEPT.setdefault(module, {})
+
+
 def autocast_weight(weight: Tensor, kept: dict) -> Tensor:
     """`weight` as autocast casts it for a matmul, cast once and kept in `kept`.
 
@@ -165,7 +200,7 @@ def unembed_without_copy(model: HookedTransformer) -> HookedTransformer:
     autocast it multiplies by a kept cast of W_U (`autocast_weight`).
     """
     unembed = model.unembed
-    kept: dict = {}
+    kept = kept_casts(unembed)  # greedy_tokens multiplies by the same kept cast
 
     def forward(residual: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_vocab"]:
         residual = unembed.hook_in(residual)

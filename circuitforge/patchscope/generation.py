@@ -6,8 +6,9 @@ The plain decoding (greedy on `logits_X`) runs beside them for comparison. All t
 for all B vectors run as one batch of 3B rows.
 
 With `combined_unembed` the contrastive logits are one unembedding of the mixed final
-residuals (`forward.contrastive_unembed`) instead of two: 2B rows of the vocabulary product a
-step instead of 3B, the same logits up to rounding.
+residuals instead of two (`forward.greedy_tokens`): 2B rows of the vocabulary product a step
+instead of 3B, and no fp32 copy of the logits (only their argmax is read); the same tokens up
+to the rounding of the mix.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from circuitforge.model.forward import (
-    contrastive_unembed,
     embed,
+    greedy_tokens,
     new_kv_cache,
     run_blocks,
     unembed,
@@ -73,8 +74,9 @@ def patchscope_decode(
     def next_tokens(last: Float[Tensor, "rows 1 d_model"]) -> tuple[Tensor, Tensor]:
         """The contrastive and the plain stream's greedy tokens from the last residuals."""
         if combined_unembed:
-            mixed = contrastive_unembed(model, last[:b], last[b : 2 * b], alpha)
-            return mixed[:, -1].argmax(-1), unembed(model, last[2 * b :])[:, -1].argmax(-1)
+            last = last[:, -1]
+            mixed = greedy_tokens(model, last[:b], last[b : 2 * b], alpha)
+            return mixed, greedy_tokens(model, last[2 * b :])
         logits = unembed(model, last)[:, -1].float()
         x, mean, p = logits[:b], logits[b : 2 * b], logits[2 * b :]
         return ((1 + alpha) * x - alpha * mean).argmax(-1), p.argmax(-1)
