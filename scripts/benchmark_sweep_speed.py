@@ -85,9 +85,8 @@ def main() -> None:
         for v in args.variants
     }
     seconds = {v: dict.fromkeys(STAGES, 0.0) for v in args.variants}
-    cpu = {
-        v: 0.0 for v in args.variants
-    }  # this process's CPU seconds: a shared core's wait left out
+    # this process's CPU seconds: the waits of a shared core left out
+    cpu = {v: dict.fromkeys(STAGES, 0.0) for v in args.variants}
     out: dict = {v: {} for v in args.variants}
     for v in args.variants:  # optimise, the variants one after the other
         fast, bf16 = VARIANTS[v]
@@ -96,7 +95,7 @@ def main() -> None:
         with autocast(bf16):
             state = optimise_chunk(objectives[v], state, args.steps, recipe, typical, targets)
         seconds[v]["optimise"] = time.perf_counter() - t0
-        cpu[v] += time.process_time() - c0
+        cpu[v]["optimise"] = time.process_time() - c0
         out[v]["x"] = state.x
         with torch.no_grad():
             out[v]["final"] = reference(state.x, torch.tensor(neurons)).cpu() / targets
@@ -109,25 +108,25 @@ def main() -> None:
                 model, decoder, SOURCE, LAYER, out[v]["x"], baseline, neurons
             )
         seconds[v]["decode"] = time.perf_counter() - t0
-        cpu[v] += time.process_time() - c0
+        cpu[v]["decode"] = time.process_time() - c0
         out[v]["texts"], out[v]["plain"] = texts, plain
     for v in args.variants:  # S1: the sweep's generation score, read in fp32
         t0, c0 = time.perf_counter(), time.process_time()
         maxima = text_maxima(model, out[v]["texts"] + out[v]["plain"], LAYER)
         seconds[v]["s1"] = time.perf_counter() - t0
-        cpu[v] += time.process_time() - c0
+        cpu[v]["s1"] = time.process_time() - c0
         idx = torch.arange(len(neurons))
         out[v]["s1"] = maxima[idx, torch.tensor(neurons)] / targets
     tok = tokenizer_of(model)
     report: dict = {"neurons": len(neurons), "threads": args.threads, "variants": {}}
     for v in args.variants:
-        total = sum(seconds[v].values())
+        total, total_cpu = sum(seconds[v].values()), sum(cpu[v].values())
         per = total / len(neurons)
         row = {
             "seconds": seconds[v],
             "cpu_seconds": cpu[v],
             "s_per_neuron": per,
-            "cpu_s_per_neuron": cpu[v] / len(neurons),
+            "cpu_s_per_neuron": total_cpu / len(neurons),
             "minutes_2048": per * 2048 / 60,
             "s1_median": float(out[v]["s1"].median()),
             "final_over_max_median": float(out[v]["final"].median()),
@@ -139,6 +138,8 @@ def main() -> None:
             row |= {
                 "speed_up": {k: seconds["old"][k] / max(seconds[v][k], 1e-9) for k in STAGES}
                 | {"total": sum(seconds["old"].values()) / total},
+                "cpu_speed_up": {k: cpu["old"][k] / max(cpu[v][k], 1e-9) for k in STAGES}
+                | {"total": sum(cpu["old"].values()) / total_cpu},
                 "final_abs_diff_max": float((a["final"] - b["final"]).abs().max()),
                 "final_abs_diff_median": float((a["final"] - b["final"]).abs().median()),
                 "identical_texts": sum(x == y for x, y in zip(a["texts"], b["texts"])),
@@ -154,15 +155,18 @@ def main() -> None:
         print(
             f"{v:6s} optimise {seconds[v]['optimise']:7.1f} s  decode {seconds[v]['decode']:7.1f}"
             f" s  S1 {seconds[v]['s1']:5.1f} s  = {per:.2f} s/neuron -> 2,048 neurons "
-            f"{per * 2048 / 60:.1f} min (1 process); CPU {cpu[v] / len(neurons):.2f} s/neuron -> "
-            f"{cpu[v] / len(neurons) * 2048 / 60:.1f} min | S1 median {row['s1_median']:.3f}, "
+            f"{per * 2048 / 60:.1f} min (1 process); CPU {total_cpu / len(neurons):.2f} s/neuron "
+            "-> "
+            f"{total_cpu / len(neurons) * 2048 / 60:.1f} min | S1 median {row['s1_median']:.3f}, "
             f"final/max median {row['final_over_max_median']:.3f}",
             flush=True,
         )
         if "speed_up" in row:
             print(
-                "       vs old: "
+                "       vs old, wall: "
                 + " ".join(f"{k} {x:.2f}x" for k, x in row["speed_up"].items())
+                + " | CPU: "
+                + " ".join(f"{k} {x:.2f}x" for k, x in row["cpu_speed_up"].items())
                 + f" | final/max |diff| max {row['final_abs_diff_max']:.4f} median "
                 f"{row['final_abs_diff_median']:.4f} | identical texts "
                 f"{row['identical_texts']}/{len(neurons)} (plain {row['identical_plain']}), "
