@@ -21,6 +21,15 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs/edges/demo_ioi.yaml"
 
 
+@pytest.fixture(autouse=True)
+def keep_thread_count():
+    """`measure` sets torch to 1 thread for the whole process (as a script should); put the
+    suite's count back, or later tests compare runs made with different reduction orders."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 def load(name: str):
     spec = importlib.util.spec_from_file_location(name, ROOT / f"scripts/{name}.py")
     assert spec is not None and spec.loader is not None
