@@ -17,7 +17,7 @@ and resumed; `metrics()` turns them into the reported numbers.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -42,7 +42,7 @@ class SpliceTotals:
     nll_spliced: float = 0.0
     kl: float = 0.0
     n_targets: int = 0
-    n_rows: int = field(default=0)
+    n_rows: int = 0
 
     @classmethod
     def empty(cls, d_model: int, d_sae: int) -> SpliceTotals:
