@@ -8,7 +8,7 @@ With `cached_prefix=True` it also caches, once, the keys and values of blocks S.
 positions before the placeholder (the vectors cannot change them: attention is causal), and
 each call runs those blocks on the placeholder's position alone (the neuron is read there, so
 the positions after it do not matter either): the same activation, one position of work in
-place of the prompt's length (`tests/test_objective_speed.py`).
+place of the prompt's length (`tests/test_sweep_speed.py`).
 """
 
 from __future__ import annotations
@@ -89,7 +89,8 @@ class NeuronObjective:
         if self.cache is None:
             residual = inject_at_position(self.prefix.expand(batch, -1, -1), vectors, position)
         else:  # the placeholder's position alone, over the cached keys and values before it
-            residual = vectors[:, None].to(device=self.prefix.device, dtype=self.prefix.dtype)
+            one = self.prefix[:, position : position + 1].expand(batch, -1, -1)
+            residual = inject_at_position(one, vectors, 0)
             mask = None if mask is None else mask[:, : position + 1]
             cache = shared_prefix_cache(self.cache, batch)
             position = 0
