@@ -143,7 +143,7 @@ def test_affine_decoder_of_a_bf16_sae_is_an_fp32_copy():
     assert (decoder - sae.W_dec.float()).abs().max() <= 2**-8 * (sae.W_dec + sae.b_dec).abs().max()
 
 
-def test_a_point_moved_keeps_its_decoder_the_saes_own():
+def test_a_moved_point_moves_its_decoder_and_bias_with_the_sae():
     from circuitforge.feature_circuits.points import SAEPoint
     from circuitforge.sae.matching import MatchedSAE
 
